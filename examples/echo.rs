@@ -1,0 +1,56 @@
+//! Echo server: every text or binary message sent to `/ws` comes back unchanged.
+//!
+//! Run `cargo run --release --example echo -- --listen 127.0.0.1:8080`, then in
+//! a browser console on any page of that origin:
+//! `ws = new WebSocket("ws://127.0.0.1:8080/ws"); ws.onmessage = e => console.log(e.data); ws.onopen = () => ws.send("hi")`.
+//! It takes the same flags as `smolcanvas` (see `--help`).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use smolcanvas::config::{Command, Config, help_text};
+use smolcanvas::{App, Connection, server};
+
+/// The echo app: a one-line page and a handler that sends every message back.
+struct Echo;
+
+impl App for Echo {
+    fn page(&self) -> &'static str {
+        "<!doctype html><title>echo</title><p>WebSocket echo at <code>/ws</code>.</p>"
+    }
+
+    async fn serve(self: Arc<Self>, mut conn: Connection) {
+        // `recv` answers pings, enforces the idle timeout and closes with 1001
+        // at shutdown; it returns `None` once the connection is over.
+        while let Some(message) = conn.recv().await {
+            if !conn.send(message).await {
+                break;
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let config = match Config::from_env_and_args(std::env::args().skip(1)) {
+        Ok(Command::Run(config)) => config,
+        Ok(Command::Help(_)) => return print(help_text("echo")),
+        Ok(Command::Version) => return print(env!("CARGO_PKG_VERSION").to_string()),
+        Err(err) => {
+            eprintln!("echo: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    smolcanvas::init_logging(config.log_level);
+    match server::run(config.server, Echo) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            log::error!("{err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print(text: String) -> ExitCode {
+    println!("{text}");
+    ExitCode::SUCCESS
+}

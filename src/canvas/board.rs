@@ -1,0 +1,287 @@
+//! The board: the latest snapshot plus the draws journaled since, in memory and in the data dir.
+//!
+//! On disk the data dir holds two files:
+//! - `snapshot.txt`: the PNG data URL of the latest snapshot (absent when none),
+//!   replaced atomically (temp file, fsync, rename, fsync of the dir);
+//! - `journal.jsonl`: the draws since that snapshot, one normalized `draw`
+//!   message a line, appended in batches every flush interval and fsynced.
+//!
+//! The hub owns the [`Board`] and never touches the disk: it hands
+//! [`StoreOp`]s to the [`Store`] task, which runs the file work on smol's
+//! blocking pool in order. Recovery at start skips torn or corrupt journal
+//! lines (a crash mid-append) with a warning and rewrites the journal clean.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use async_tungstenite::tungstenite::Utf8Bytes;
+use log::{info, warn};
+
+use super::protocol::{PNG_DATA_URL_PREFIX, parse_journaled_draw};
+
+const SNAPSHOT_FILE: &str = "snapshot.txt";
+const JOURNAL_FILE: &str = "journal.jsonl";
+
+/// The board as the hub keeps it.
+#[derive(Debug, Default)]
+pub struct Board {
+    /// The latest snapshot's data URL.
+    pub snapshot: Option<Utf8Bytes>,
+    /// Draws since the snapshot, oldest first (the exact bytes relayed).
+    pub journal: VecDeque<Utf8Bytes>,
+    /// Sequence number of `journal[0]`; every journaled draw has one.
+    pub base_seq: u64,
+}
+
+impl Board {
+    /// Sequence number the next journaled draw will get.
+    pub fn next_seq(&self) -> u64 {
+        self.base_seq + self.journal.len() as u64
+    }
+
+    /// Sets a new snapshot that contains every draw before `mark`; drops those draws.
+    /// Returns the draws kept (those from `mark` on).
+    pub fn set_snapshot(&mut self, data: Utf8Bytes, mark: u64) -> Vec<Utf8Bytes> {
+        let drop = mark.saturating_sub(self.base_seq).min(self.journal.len() as u64) as usize;
+        self.journal.drain(..drop);
+        self.base_seq += drop as u64;
+        self.snapshot = Some(data);
+        self.journal.iter().cloned().collect()
+    }
+
+    /// Drops the `n` oldest draws (the journal's hard bound was reached).
+    pub fn drop_oldest(&mut self, n: usize) {
+        let n = n.min(self.journal.len());
+        self.journal.drain(..n);
+        self.base_seq += n as u64;
+    }
+
+    /// Wipes the board.
+    pub fn clear(&mut self) {
+        self.base_seq = self.next_seq();
+        self.snapshot = None;
+        self.journal.clear();
+    }
+}
+
+/// A change to make on disk, in order.
+#[derive(Debug)]
+pub enum StoreOp {
+    /// Append these draws to the journal and fsync.
+    Append(Vec<Utf8Bytes>),
+    /// Replace the snapshot, then rewrite the journal with just these draws.
+    Snapshot(Utf8Bytes, Vec<Utf8Bytes>),
+    /// Rewrite the journal with just these draws (after dropping old ones).
+    Rewrite(Vec<Utf8Bytes>),
+    /// Remove the snapshot and empty the journal.
+    Clear,
+    /// Everything before this is on disk; answer on the channel.
+    Sync(async_channel::Sender<()>),
+}
+
+/// What went wrong with the data dir; named in logs.
+#[derive(Debug)]
+pub struct StoreError {
+    /// What the store was doing.
+    pub action: &'static str,
+    /// The file involved.
+    pub path: PathBuf,
+    /// The error.
+    pub source: io::Error,
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.action, self.path.display(), self.source)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// The files of one data dir.
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+    journal: Option<File>,
+}
+
+impl Store {
+    /// Creates the data dir if needed and recovers the board from it.
+    pub fn open(dir: &Path) -> Result<(Store, Board), StoreError> {
+        fn err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError + use<> {
+            let path = path.to_path_buf();
+            move |source| StoreError { action, path, source }
+        }
+        fs::create_dir_all(dir).map_err(err("creating data dir", dir))?;
+        let snapshot_path = dir.join(SNAPSHOT_FILE);
+        let snapshot = match fs::read_to_string(&snapshot_path) {
+            Ok(data) if data.starts_with(PNG_DATA_URL_PREFIX) => Some(Utf8Bytes::from(data)),
+            Ok(_) => {
+                warn!("{}: not a PNG data URL; ignoring it", snapshot_path.display());
+                None
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(err("reading", &snapshot_path)(e)),
+        };
+        let journal_path = dir.join(JOURNAL_FILE);
+        let (journal, clean) = match fs::read(&journal_path) {
+            Ok(bytes) => recover_journal(&bytes, &journal_path),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => (VecDeque::new(), false),
+            Err(e) => return Err(err("reading", &journal_path)(e)),
+        };
+        let mut store = Store { dir: dir.to_path_buf(), journal: None };
+        if !clean {
+            store.rewrite_journal(journal.iter()).map_err(err("rewriting", &journal_path))?;
+        }
+        info!(
+            "board loaded from {}: {} snapshot, {} journaled draw(s)",
+            dir.display(),
+            if snapshot.is_some() { "a" } else { "no" },
+            journal.len()
+        );
+        Ok((store, Board { snapshot, journal, base_seq: 0 }))
+    }
+
+    /// Carries out one operation.
+    pub fn apply(&mut self, op: StoreOp) -> Result<(), StoreError> {
+        let journal_path = self.dir.join(JOURNAL_FILE);
+        let snapshot_path = self.dir.join(SNAPSHOT_FILE);
+        let at = |action, path: &PathBuf| {
+            let path = path.clone();
+            move |source| StoreError { action, path, source }
+        };
+        match op {
+            StoreOp::Append(draws) => self.append(&draws).map_err(at("appending to", &journal_path)),
+            StoreOp::Snapshot(data, keep) => {
+                write_atomically(&snapshot_path, |file| file.write_all(data.as_bytes()))
+                    .map_err(at("writing", &snapshot_path))?;
+                self.rewrite_journal(keep.iter()).map_err(at("rewriting", &journal_path))
+            }
+            StoreOp::Rewrite(keep) => self.rewrite_journal(keep.iter()).map_err(at("rewriting", &journal_path)),
+            StoreOp::Clear => {
+                match fs::remove_file(&snapshot_path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(at("removing", &snapshot_path)(e)),
+                }
+                self.rewrite_journal([].iter()).map_err(at("rewriting", &journal_path))
+            }
+            StoreOp::Sync(done) => {
+                let _ = done.try_send(());
+                Ok(())
+            }
+        }
+    }
+
+    fn append(&mut self, draws: &[Utf8Bytes]) -> io::Result<()> {
+        if self.journal.is_none() {
+            self.journal = Some(OpenOptions::new().create(true).append(true).open(self.dir.join(JOURNAL_FILE))?);
+        }
+        let Some(file) = self.journal.as_mut() else { unreachable!("opened above") };
+        let mut buf = Vec::with_capacity(draws.iter().map(|d| d.len() + 1).sum());
+        for draw in draws {
+            buf.extend_from_slice(draw.as_bytes());
+            buf.push(b'\n');
+        }
+        let result = file.write_all(&buf).and_then(|()| file.sync_data());
+        if result.is_err() {
+            // Reopen next time: the handle may be in a bad state.
+            self.journal = None;
+        }
+        result
+    }
+
+    fn rewrite_journal<'a>(&mut self, draws: impl Iterator<Item = &'a Utf8Bytes>) -> io::Result<()> {
+        self.journal = None;
+        write_atomically(&self.dir.join(JOURNAL_FILE), |file| {
+            let mut out = io::BufWriter::new(file);
+            for draw in draws {
+                out.write_all(draw.as_bytes())?;
+                out.write_all(b"\n")?;
+            }
+            out.flush()
+        })
+    }
+}
+
+/// Parses journal bytes; returns the draws and whether the file was clean.
+fn recover_journal(bytes: &[u8], path: &Path) -> (VecDeque<Utf8Bytes>, bool) {
+    let mut draws = VecDeque::new();
+    let mut clean = bytes.is_empty() || bytes.ends_with(b"\n");
+    for (index, line) in bytes.split(|b| *b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        match std::str::from_utf8(line).ok().map(parse_journaled_draw) {
+            Some(Ok(draw)) => draws.push_back(draw.encode()),
+            _ => {
+                warn!("{} line {}: torn or corrupt draw skipped", path.display(), index + 1);
+                clean = false;
+            }
+        }
+    }
+    (draws, clean)
+}
+
+/// Writes `path` through a temp file: write, fsync, rename, fsync the dir.
+fn write_atomically(path: &Path, write: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut file = File::create(&tmp)?;
+    write(&mut file)?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("smolcanvas-board-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    const DRAW: &str = r##"{"type":"draw","color":"#000","startX":1,"startY":2,"endX":3,"endY":4,"lineWidth":3}"##;
+
+    #[test]
+    fn torn_last_line_is_skipped_and_journal_rewritten() {
+        let dir = temp_dir("torn");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(JOURNAL_FILE), format!("{DRAW}\n{DRAW}\n{{\"type\":\"dr")).unwrap();
+        let (mut store, board) = Store::open(&dir).unwrap();
+        assert_eq!(board.journal.len(), 2);
+        store.apply(StoreOp::Append(vec![Utf8Bytes::from_static(DRAW)])).unwrap();
+        let (_, board) = Store::open(&dir).unwrap();
+        assert_eq!(board.journal.len(), 3);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn snapshot_truncates_and_clear_empties() {
+        let dir = temp_dir("snapshot");
+        let (mut store, mut board) = Store::open(&dir).unwrap();
+        for _ in 0..3 {
+            board.journal.push_back(Utf8Bytes::from_static(DRAW));
+        }
+        store.apply(StoreOp::Append(board.journal.iter().cloned().collect())).unwrap();
+        let keep = board.set_snapshot(Utf8Bytes::from_static("data:image/png;base64,AAAA"), 2);
+        assert_eq!((keep.len(), board.base_seq, board.next_seq()), (1, 2, 3));
+        store.apply(StoreOp::Snapshot(board.snapshot.clone().unwrap(), keep)).unwrap();
+        let (mut store, loaded) = Store::open(&dir).unwrap();
+        assert_eq!(loaded.snapshot.as_deref(), Some("data:image/png;base64,AAAA"));
+        assert_eq!(loaded.journal.len(), 1);
+        store.apply(StoreOp::Clear).unwrap();
+        let (_, loaded) = Store::open(&dir).unwrap();
+        assert!(loaded.snapshot.is_none() && loaded.journal.is_empty());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,133 @@
+//! One canvas client: reads its messages, validates them, applies its limits and feeds the hub.
+//!
+//! Limits (PROTOCOL.md's connection rules):
+//! - every message spends a token of a bucket that refills at `rate-limit`
+//!   per second up to `rate-burst`; an empty bucket closes the client with 1008;
+//! - each invalid message is answered with an `error` and spends one of
+//!   [`INVALID_BUDGET`] chances, which come back at one per second; the
+//!   client that runs out is closed with 1008;
+//! - a binary frame closes the client with 1003.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_tungstenite::tungstenite::Message;
+use log::{debug, info};
+
+use super::Canvas;
+use super::hub::{ClientId, Event};
+use super::protocol::{self, ClientMessage};
+use crate::metrics::add;
+use crate::{CloseCode, Connection, outbox};
+
+/// Invalid messages a client may send in a burst before it is closed.
+pub const INVALID_BUDGET: f64 = 10.0;
+
+/// A token bucket: `rate` tokens a second, at most `burst` saved up.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket.
+    pub fn new(rate: f64, burst: f64) -> Self {
+        TokenBucket { rate, burst, tokens: burst, at: Instant::now() }
+    }
+
+    /// Takes one token if there is one.
+    pub fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.at = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Serves one upgraded connection as a canvas client until it ends.
+pub async fn serve(canvas: Arc<Canvas>, mut conn: Connection) {
+    let id = canvas.next_client_id();
+    let peer = conn.peer_addr();
+    let (tx, outbox) = outbox::outbox(canvas.config.outbox_bytes);
+    if canvas.events.send(Event::Join { id, outbox: tx }).await.is_err() {
+        conn.close(CloseCode::Away, "server shutting down").await;
+        return;
+    }
+    info!("{peer}: canvas client {id} connected");
+    let mut rate = TokenBucket::new(canvas.config.rate_limit, canvas.config.rate_burst);
+    let mut invalid = TokenBucket::new(1.0, INVALID_BUDGET);
+    let metrics = &canvas.metrics;
+    while let Some(message) = conn.next(Some(&outbox)).await {
+        let text = match message {
+            Message::Text(text) => text,
+            _ => {
+                info!("{peer}: client {id} sent a binary frame: closing with 1003");
+                add(&metrics.binary_closed, 1);
+                conn.close(CloseCode::Unsupported, "binary frames are not accepted").await;
+                break;
+            }
+        };
+        let now = Instant::now();
+        if !rate.take(now) {
+            info!("{peer}: client {id} exceeded the rate limit: closing with 1008");
+            add(&metrics.rate_limited_closed, 1);
+            conn.close(CloseCode::Policy, "rate limit exceeded").await;
+            break;
+        }
+        match protocol::parse(&text, canvas.config.max_snapshot_bytes) {
+            Ok(message) => {
+                if canvas.events.send(event(id, message)).await.is_err() {
+                    break;
+                }
+            }
+            Err(err) => {
+                debug!("{peer}: client {id} sent an invalid message: {err}");
+                add(&metrics.invalid_messages, 1);
+                if !invalid.take(now) {
+                    info!("{peer}: client {id} keeps sending invalid messages: closing with 1008");
+                    add(&metrics.invalid_closed, 1);
+                    conn.close(CloseCode::Policy, "too many invalid messages").await;
+                    break;
+                }
+                if !conn.send(Message::Text(err.encode())).await {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = canvas.events.send(Event::Leave { id }).await;
+    info!("{peer}: canvas client {id} disconnected");
+}
+
+fn event(from: ClientId, message: ClientMessage) -> Event {
+    match message {
+        ClientMessage::Draw(draw) => Event::Draw { from, draw: draw.encode() },
+        ClientMessage::Clear => Event::Clear { from },
+        ClientMessage::CanvasRequest => Event::CanvasRequest { from },
+        ClientMessage::CanvasState { client_id, data } => Event::CanvasState { from, client_id, data },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn bucket_allows_burst_then_rate() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket { rate: 10.0, burst: 3.0, tokens: 3.0, at: start };
+        assert!((0..3).all(|_| bucket.take(start)));
+        assert!(!bucket.take(start));
+        assert!(bucket.take(start + Duration::from_millis(100)));
+        assert!(!bucket.take(start + Duration::from_millis(100)));
+    }
+}

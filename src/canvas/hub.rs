@@ -1,0 +1,494 @@
+//! The hub: the one broadcaster task that owns the client list, the pending canvas syncs and the board.
+//!
+//! Client tasks send it [`Event`]s through one bounded channel. The hub never
+//! waits for a client: it pushes into each client's byte-bounded [`Outbox`]
+//! and evicts (close 1008) a client whose outbox is full. Time-based work
+//! (sync timeouts, coalesced `clientCount`, journal flushes) runs off one
+//! timer set to the earliest deadline.
+//!
+//! Decisions where PROTOCOL.md leaves room:
+//! - `clientCount` is sent at most once per 50 ms (the first change at once),
+//!   always with the latest number.
+//! - A sync asks at most [`MAX_SYNC_ATTEMPTS`] peers, oldest first, skipping
+//!   peers whose own sync is still pending; then the server answers from its board.
+//! - A snapshot forwarded to a newcomer becomes the board's base image when
+//!   draws were journaled since the last one; the journal keeps every draw
+//!   from the moment the peer was asked (a draw painted twice looks the same).
+//! - Past `journal-limit` draws the server collects a snapshot (`"clientId":"server"`);
+//!   if no peer delivers one the journal keeps growing up to 5x the limit,
+//!   then its oldest draws are dropped from the store.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use async_tungstenite::tungstenite::{Message, Utf8Bytes};
+use futures_lite::future::FutureExt;
+use log::{debug, info, warn};
+use smol::Timer;
+
+use super::CanvasMetrics;
+use super::board::{Board, StoreOp};
+use super::protocol::{self, SERVER_CLIENT_ID};
+use crate::config::CanvasConfig;
+use crate::metrics::add;
+use crate::outbox::{Outbox, PushError};
+
+/// A client's id: ascending in join order, sent as a decimal string.
+pub type ClientId = u64;
+
+/// Most peers asked for one sync before the server answers from its board.
+pub const MAX_SYNC_ATTEMPTS: u32 = 3;
+/// Shortest time between two `clientCount` broadcasts.
+pub const COUNT_INTERVAL: Duration = Duration::from_millis(50);
+/// Events handled per wake-up before time-based work gets its turn.
+const MAX_EVENTS_PER_WAKE: usize = 1024;
+
+/// What client tasks tell the hub.
+#[derive(Debug)]
+pub enum Event {
+    /// A client connected; messages for it go to `outbox`.
+    Join {
+        /// Its id.
+        id: ClientId,
+        /// Where to put what it should receive.
+        outbox: Outbox,
+    },
+    /// A client disconnected.
+    Leave {
+        /// Its id.
+        id: ClientId,
+    },
+    /// A valid draw, already normalized and encoded.
+    Draw {
+        /// The sender.
+        from: ClientId,
+        /// The encoded `draw` message.
+        draw: Utf8Bytes,
+    },
+    /// `clear` from a client.
+    Clear {
+        /// The sender.
+        from: ClientId,
+    },
+    /// A client asks for a fresh sync for itself.
+    CanvasRequest {
+        /// The sender.
+        from: ClientId,
+    },
+    /// A client answers a `canvasRequest`.
+    CanvasState {
+        /// The sender.
+        from: ClientId,
+        /// The `clientId` it answered for.
+        client_id: String,
+        /// The PNG data URL.
+        data: String,
+    },
+    /// Flush the board; answer on `done` once it is on disk.
+    Shutdown {
+        /// Answered when the flush is complete.
+        done: async_channel::Sender<()>,
+    },
+}
+
+#[derive(Debug)]
+struct Client {
+    id: ClientId,
+    outbox: Outbox,
+    /// Has a complete board (received a canvasState); only such peers are asked.
+    synced: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    Client(ClientId),
+    Server,
+}
+
+#[derive(Debug)]
+struct Sync {
+    target: Target,
+    asked: Option<ClientId>,
+    attempts: u32,
+    deadline: Instant,
+    /// Journal position when the current peer was asked.
+    mark: u64,
+    /// Board epoch (bumped by `clear`) when the sync started.
+    epoch: u64,
+}
+
+/// The broadcaster actor. Create it with [`Hub::new`], run it with [`Hub::run`].
+pub struct Hub {
+    config: CanvasConfig,
+    metrics: Arc<CanvasMetrics>,
+    events: async_channel::Receiver<Event>,
+    store: async_channel::Sender<StoreOp>,
+    clients: Vec<Client>,
+    syncs: Vec<Sync>,
+    board: Board,
+    epoch: u64,
+    unflushed: Vec<Utf8Bytes>,
+    flush_at: Option<Instant>,
+    count_dirty: bool,
+    count_sent_at: Option<Instant>,
+    compact_at: usize,
+    timer: Timer,
+    armed: Option<Instant>,
+}
+
+impl Hub {
+    /// A hub over `board`, reading `events` and handing disk work to `store`.
+    pub fn new(
+        config: CanvasConfig,
+        board: Board,
+        events: async_channel::Receiver<Event>,
+        store: async_channel::Sender<StoreOp>,
+        metrics: Arc<CanvasMetrics>,
+    ) -> Hub {
+        let compact_at = config.journal_limit;
+        let hub = Hub {
+            config,
+            metrics,
+            events,
+            store,
+            clients: Vec::new(),
+            syncs: Vec::new(),
+            board,
+            epoch: 0,
+            unflushed: Vec::new(),
+            flush_at: None,
+            count_dirty: false,
+            count_sent_at: None,
+            compact_at,
+            timer: Timer::never(),
+            armed: None,
+        };
+        hub.update_board_gauges();
+        hub
+    }
+
+    /// Runs until a [`Event::Shutdown`] has been handled (or every sender is gone).
+    pub async fn run(mut self) {
+        loop {
+            let (events, timer) = (&self.events, &mut self.timer);
+            let woke = async { Some(events.recv().await) }
+                .or(async {
+                    timer.await;
+                    None
+                })
+                .await;
+            let mut next = match woke {
+                Some(Ok(event)) => Some(event),
+                Some(Err(_)) => return self.flush(),
+                None => None,
+            };
+            let mut handled = 0;
+            while let Some(event) = next.take() {
+                if let Event::Shutdown { done } = event {
+                    self.flush();
+                    let _ = self.store.try_send(StoreOp::Sync(done));
+                    return;
+                }
+                self.handle(event);
+                handled += 1;
+                if handled < MAX_EVENTS_PER_WAKE {
+                    next = self.events.try_recv().ok();
+                }
+            }
+            self.on_time(Instant::now());
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Join { id, outbox } => {
+                debug!("client {id} joined");
+                self.clients.push(Client { id, outbox, synced: false });
+                self.count_dirty = true;
+                self.start_sync(Target::Client(id));
+            }
+            Event::Leave { id } => {
+                debug!("client {id} left");
+                self.remove_client(id);
+            }
+            Event::Draw { from, draw } => {
+                self.broadcast(&draw, Some(from));
+                add(&self.metrics.draws_relayed, 1);
+                self.journal(draw);
+            }
+            Event::Clear { from } => {
+                info!("client {from} cleared the board");
+                self.broadcast(&protocol::clear(), Some(from));
+                self.board.clear();
+                self.epoch += 1;
+                self.unflushed.clear();
+                self.syncs.retain(|s| s.target != Target::Server);
+                self.compact_at = self.config.journal_limit;
+                self.to_store(StoreOp::Clear);
+                self.update_board_gauges();
+            }
+            Event::CanvasRequest { from } => {
+                if self.syncs.iter().any(|s| s.target == Target::Client(from)) {
+                    debug!("client {from} asked for a sync while one is in flight; ignored");
+                } else {
+                    self.start_sync(Target::Client(from));
+                }
+            }
+            Event::CanvasState { from, client_id, data } => self.on_canvas_state(from, &client_id, data),
+            Event::Shutdown { .. } => unreachable!("handled in run"),
+        }
+    }
+
+    fn on_canvas_state(&mut self, from: ClientId, client_id: &str, data: String) {
+        let target = if client_id == SERVER_CLIENT_ID {
+            Some(Target::Server)
+        } else {
+            client_id.parse().ok().map(Target::Client)
+        };
+        let Some(index) = self.syncs.iter().position(|s| Some(s.target) == target && s.asked == Some(from)) else {
+            debug!("client {from}: canvasState for {client_id:?} not asked for or too late; dropped");
+            add(&self.metrics.canvas_states_dropped, 1);
+            return;
+        };
+        let sync = self.syncs.swap_remove(index);
+        if let Target::Client(id) = sync.target {
+            debug!("client {from} answered the sync for client {id} ({} bytes)", data.len());
+            add(&self.metrics.syncs_from_peers, 1);
+            self.send_to(id, protocol::canvas_state(client_id, &data));
+            self.mark_synced(id);
+        }
+        let news = sync.mark > self.board.base_seq || self.board.snapshot.is_none() || sync.target == Target::Server;
+        if sync.epoch == self.epoch && news {
+            let keep = self.board.set_snapshot(Utf8Bytes::from(data), sync.mark);
+            self.unflushed.clear();
+            self.compact_at = self.config.journal_limit.max(keep.len() + self.config.journal_limit / 4);
+            info!("board snapshot from client {from}; {} draw(s) kept after it", keep.len());
+            let snapshot = self.board.snapshot.clone().unwrap_or_default();
+            self.to_store(StoreOp::Snapshot(snapshot, keep));
+            self.update_board_gauges();
+        }
+    }
+
+    fn journal(&mut self, draw: Utf8Bytes) {
+        self.board.journal.push_back(draw.clone());
+        self.unflushed.push(draw);
+        if self.flush_at.is_none() {
+            self.flush_at = Some(Instant::now() + self.config.flush_interval);
+        }
+        let len = self.board.journal.len();
+        if len >= self.compact_at && !self.syncs.iter().any(|s| s.target == Target::Server) {
+            info!("journal holds {len} draws: asking a peer for a snapshot");
+            self.start_sync(Target::Server);
+        }
+        let hard_limit = self.config.journal_limit.saturating_mul(5);
+        if len > hard_limit {
+            warn!(
+                "journal passed {hard_limit} draws with no snapshot from any peer: dropping its oldest {}",
+                self.config.journal_limit
+            );
+            self.flush();
+            self.board.drop_oldest(self.config.journal_limit);
+            self.to_store(StoreOp::Rewrite(self.board.journal.iter().cloned().collect()));
+        }
+        self.metrics.journal_draws.store(self.board.journal.len() as u64, Ordering::Relaxed);
+    }
+
+    fn flush(&mut self) {
+        self.flush_at = None;
+        if !self.unflushed.is_empty() {
+            let draws = std::mem::take(&mut self.unflushed);
+            self.to_store(StoreOp::Append(draws));
+        }
+    }
+
+    fn to_store(&self, op: StoreOp) {
+        // Unbounded: ops come at most once per flush interval or per sync.
+        if self.store.try_send(op).is_err() {
+            warn!("board store is gone; change not saved");
+        }
+    }
+
+    fn update_board_gauges(&self) {
+        let snapshot = self.board.snapshot.as_ref().map_or(0, |s| s.len());
+        self.metrics.snapshot_bytes.store(snapshot as u64, Ordering::Relaxed);
+        self.metrics.journal_draws.store(self.board.journal.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Pushes `message` to every client but `except`; evicts those that are full.
+    fn broadcast(&mut self, message: &Utf8Bytes, except: Option<ClientId>) {
+        let before = self.clients.len();
+        let metrics = &self.metrics;
+        self.clients.retain(|client| Some(client.id) == except || push(client, message, metrics));
+        if self.clients.len() != before {
+            self.clients_removed();
+        }
+    }
+
+    /// Pushes `message` to one client; `false` (and the client removed) if that failed.
+    fn send_to(&mut self, id: ClientId, message: Utf8Bytes) -> bool {
+        let Ok(index) = self.clients.binary_search_by_key(&id, |c| c.id) else {
+            return false;
+        };
+        if push(&self.clients[index], &message, &self.metrics) {
+            return true;
+        }
+        self.clients.remove(index);
+        self.clients_removed();
+        false
+    }
+
+    fn remove_client(&mut self, id: ClientId) {
+        if let Ok(index) = self.clients.binary_search_by_key(&id, |c| c.id) {
+            self.clients.remove(index);
+            self.clients_removed();
+        }
+    }
+
+    /// After clients left: drop syncs for them, re-ask syncs that waited on them.
+    fn clients_removed(&mut self) {
+        self.count_dirty = true;
+        self.metrics.clients.store(self.clients.len() as u64, Ordering::Relaxed);
+        let clients = &self.clients;
+        let present = |id: ClientId| clients.binary_search_by_key(&id, |c| c.id).is_ok();
+        self.syncs.retain(|s| match s.target {
+            Target::Client(id) => present(id),
+            Target::Server => true,
+        });
+        let now = Instant::now();
+        for sync in &mut self.syncs {
+            if sync.asked.is_some_and(|id| !present(id)) {
+                sync.deadline = now;
+            }
+        }
+    }
+
+    fn mark_synced(&mut self, id: ClientId) {
+        if let Ok(index) = self.clients.binary_search_by_key(&id, |c| c.id) {
+            self.clients[index].synced = true;
+        }
+    }
+
+    fn start_sync(&mut self, target: Target) {
+        let now = Instant::now();
+        self.syncs.push(Sync { target, asked: None, attempts: 0, deadline: now, mark: 0, epoch: self.epoch });
+        self.advance_due_syncs(now);
+    }
+
+    /// Moves every sync whose deadline passed to its next peer, or ends it.
+    fn advance_due_syncs(&mut self, now: Instant) {
+        while let Some(index) = self.syncs.iter().position(|s| s.deadline <= now) {
+            let sync = &self.syncs[index];
+            if let Some(asked) = sync.asked {
+                debug!("client {asked} did not answer the sync for {:?} in time", sync.target);
+                add(&self.metrics.sync_timeouts, 1);
+            }
+            let after = sync.asked.unwrap_or(0);
+            let target = sync.target;
+            let candidate = if sync.attempts < MAX_SYNC_ATTEMPTS {
+                self.clients.iter().find(|c| c.synced && c.id > after && Target::Client(c.id) != target).map(|c| c.id)
+            } else {
+                None
+            };
+            match candidate {
+                Some(peer) => {
+                    let sync = &mut self.syncs[index];
+                    sync.asked = Some(peer);
+                    sync.attempts += 1;
+                    sync.deadline = now + self.config.sync_timeout;
+                    sync.mark = self.board.next_seq();
+                    let client_id = match target {
+                        Target::Client(id) => id.to_string(),
+                        Target::Server => SERVER_CLIENT_ID.to_string(),
+                    };
+                    // A failed push removes the peer, which makes this sync due again.
+                    self.send_to(peer, protocol::canvas_request(&client_id));
+                }
+                None => {
+                    self.syncs.swap_remove(index);
+                    match target {
+                        Target::Client(id) => self.answer_from_board(id),
+                        Target::Server => {
+                            self.compact_at = self.board.journal.len() + self.config.journal_limit / 4;
+                            debug!("no peer gave a snapshot; next try at {} draws", self.compact_at);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The server's own answer: its snapshot (or `""`), then every journaled draw.
+    fn answer_from_board(&mut self, id: ClientId) {
+        let Ok(index) = self.clients.binary_search_by_key(&id, |c| c.id) else {
+            return;
+        };
+        debug!("answering the sync for client {id} from the board ({} draws)", self.board.journal.len());
+        add(&self.metrics.syncs_from_server, 1);
+        let client = &mut self.clients[index];
+        client.synced = true;
+        let state = protocol::canvas_state(&id.to_string(), self.board.snapshot.as_deref().unwrap_or(""));
+        // The replay shares the journal's bytes and is bounded by the journal,
+        // so it bypasses the outbox's byte limit instead of evicting a newcomer.
+        let sent = client.outbox.push_unbounded(Message::Text(state)).is_ok()
+            && self.board.journal.iter().all(|draw| client.outbox.push_unbounded(Message::Text(draw.clone())).is_ok());
+        if !sent {
+            self.remove_client(id);
+        }
+    }
+
+    fn on_time(&mut self, now: Instant) {
+        self.advance_due_syncs(now);
+        if self.count_dirty {
+            let due = self.count_sent_at.map_or(now, |at| at + COUNT_INTERVAL);
+            if due <= now {
+                self.count_dirty = false;
+                self.count_sent_at = Some(now);
+                self.metrics.clients.store(self.clients.len() as u64, Ordering::Relaxed);
+                self.broadcast(&protocol::client_count(self.clients.len()), None);
+            }
+        }
+        if self.flush_at.is_some_and(|at| at <= now) {
+            self.flush();
+        }
+        self.arm(now);
+    }
+
+    fn arm(&mut self, now: Instant) {
+        let count = self.count_dirty.then(|| self.count_sent_at.map_or(now, |at| at + COUNT_INTERVAL));
+        let next = [count, self.flush_at, self.syncs.iter().map(|s| s.deadline).min()].into_iter().flatten().min();
+        if next != self.armed {
+            self.armed = next;
+            match next {
+                Some(at) => {
+                    self.timer.set_at(at);
+                }
+                None => self.timer = Timer::never(),
+            }
+        }
+    }
+}
+
+/// Pushes to one client; on a full outbox evicts it. `false` when the client must go.
+fn push(client: &Client, message: &Utf8Bytes, metrics: &CanvasMetrics) -> bool {
+    match client.outbox.push(Message::Text(message.clone())) {
+        Ok(()) => true,
+        Err(PushError::Full) => {
+            info!(
+                "client {}: outbox full ({} bytes queued): closing it as too slow",
+                client.id,
+                client.outbox.queued_bytes()
+            );
+            add(&metrics.slow_clients_closed, 1);
+            client.outbox.evict("too slow: outbox full");
+            false
+        }
+        Err(PushError::Closed) => false,
+    }
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").field("clients", &self.clients.len()).field("syncs", &self.syncs).finish()
+    }
+}

@@ -1,0 +1,428 @@
+//! Every knob with its default, read from flags and `SMOLCANVAS_*` environment variables.
+//!
+//! A flag on the command line wins over the environment variable of the same
+//! name (`--max-clients` and `SMOLCANVAS_MAX_CLIENTS`). Durations are seconds
+//! and may be decimals (`--ping-interval 0.5`). `--allow-origin` may be given
+//! several times; its environment variable takes a comma-separated list.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use log::LevelFilter;
+
+/// Settings of the server core: listener, limits, heartbeat and shutdown.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Most WebSocket clients connected at once; further upgrades get 503.
+    pub max_clients: usize,
+    /// Largest WebSocket message (and frame) accepted; larger ones close with 1009.
+    pub max_message_bytes: usize,
+    /// How often a ping is sent to each client.
+    pub ping_interval: Duration,
+    /// A client that sends nothing (not even a pong) for this long is closed.
+    pub idle_timeout: Duration,
+    /// Bound on reading the request head and completing the upgrade.
+    pub handshake_timeout: Duration,
+    /// How long a shutdown waits for clients to answer the close.
+    pub shutdown_grace: Duration,
+    /// Origins allowed besides the server's own host (exact `scheme://host[:port]`).
+    pub allow_origins: Vec<String>,
+    /// Executor threads.
+    pub threads: usize,
+}
+
+/// Settings of the canvas application: board store, sync and per-client limits.
+#[derive(Clone, Debug)]
+pub struct CanvasConfig {
+    /// Where the board (snapshot and journal) is kept.
+    pub data_dir: PathBuf,
+    /// How long a peer has to answer a `canvasRequest` before the next one is asked.
+    pub sync_timeout: Duration,
+    /// How often journaled draws are written to disk.
+    pub flush_interval: Duration,
+    /// Largest `canvasState` data URL accepted.
+    pub max_snapshot_bytes: usize,
+    /// Sustained draws per second allowed per client.
+    pub rate_limit: f64,
+    /// Draws a client may send in a burst above the sustained rate.
+    pub rate_burst: f64,
+    /// Bytes that may wait in one client's outbox before it is closed as too slow.
+    pub outbox_bytes: usize,
+    /// Journal length (draws) at which the server asks a peer for a snapshot.
+    pub journal_limit: usize,
+}
+
+/// Everything the `smolcanvas` binary (and the examples) can be told.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The server core's settings.
+    pub server: ServerConfig,
+    /// The canvas application's settings.
+    pub canvas: CanvasConfig,
+    /// Log level of the whole process.
+    pub log_level: LevelFilter,
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Command {
+    /// Run with this configuration.
+    Run(Box<Config>),
+    /// Print this help text and exit.
+    Help(String),
+    /// Print the version and exit.
+    Version,
+}
+
+/// A flag or environment value that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A flag that does not exist.
+    UnknownFlag(String),
+    /// A flag given without its value.
+    MissingValue(&'static str),
+    /// A value that does not parse or is out of range.
+    Invalid {
+        /// The flag (`--ping-interval`).
+        flag: &'static str,
+        /// The value as given.
+        value: String,
+        /// What a valid value looks like.
+        expected: &'static str,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::UnknownFlag(flag) => write!(f, "unknown flag {flag} (see --help)"),
+            ConfigError::MissingValue(flag) => write!(f, "--{flag} needs a value"),
+            ConfigError::Invalid { flag, value, expected } => {
+                write!(f, "invalid value {value:?} for --{flag}: expected {expected}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+struct Flag {
+    name: &'static str,
+    metavar: &'static str,
+    default: &'static str,
+    help: &'static str,
+}
+
+const FLAGS: &[Flag] = &[
+    Flag { name: "listen", metavar: "ADDR", default: "0.0.0.0:8080", help: "address and port to serve on" },
+    Flag { name: "max-clients", metavar: "N", default: "10000", help: "most WebSocket clients at once (more get 503)" },
+    Flag {
+        name: "max-message-bytes",
+        metavar: "N",
+        default: "8389632",
+        help: "largest WebSocket message (8 MiB snapshot + 1 KiB)",
+    },
+    Flag { name: "ping-interval", metavar: "SECS", default: "20", help: "seconds between pings to each client" },
+    Flag { name: "idle-timeout", metavar: "SECS", default: "60", help: "close a client silent for this long" },
+    Flag { name: "handshake-timeout", metavar: "SECS", default: "10", help: "bound on request head + upgrade" },
+    Flag { name: "shutdown-grace", metavar: "SECS", default: "5", help: "wait this long for clients at shutdown" },
+    Flag {
+        name: "allow-origin",
+        metavar: "ORIGIN",
+        default: "",
+        help: "extra allowed Origin, repeatable (e.g. https://draw.example.org)",
+    },
+    Flag { name: "threads", metavar: "N", default: "1", help: "executor threads" },
+    Flag {
+        name: "log-level",
+        metavar: "LEVEL",
+        default: "info",
+        help: "off, error, warn, info, debug or trace (also RUST_LOG)",
+    },
+    Flag { name: "data-dir", metavar: "DIR", default: "./smolcanvas-data", help: "where the board is kept" },
+    Flag { name: "sync-timeout", metavar: "SECS", default: "2", help: "time a peer has to answer a canvasRequest" },
+    Flag { name: "flush-interval", metavar: "SECS", default: "1", help: "how often new strokes are written to disk" },
+    Flag { name: "max-snapshot-bytes", metavar: "N", default: "8388608", help: "largest canvasState data URL" },
+    Flag { name: "rate-limit", metavar: "N", default: "1000", help: "draws per second per client (sustained)" },
+    Flag { name: "rate-burst", metavar: "N", default: "2000", help: "draws per client in a burst" },
+    Flag {
+        name: "outbox-bytes",
+        metavar: "N",
+        default: "1048576",
+        help: "queued bytes before a slow client is closed",
+    },
+    Flag {
+        name: "journal-limit",
+        metavar: "N",
+        default: "20000",
+        help: "draws journaled before asking for a snapshot",
+    },
+];
+
+fn env_name(flag: &str) -> String {
+    format!("SMOLCANVAS_{}", flag.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// The `--help` text, with every flag, its environment variable and default.
+pub fn help_text(program: &str) -> String {
+    let mut out = format!(
+        "{program} {}\nA self-hosted real-time drawing board.\n\nUsage: {program} [FLAGS]\n\nFlags (each also read from its environment variable; the flag wins):\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    for flag in FLAGS {
+        let left = format!("--{} {}", flag.name, flag.metavar);
+        let default = if flag.default.is_empty() { String::new() } else { format!(" [default: {}]", flag.default) };
+        out.push_str(&format!("  {left:<28} {}{default}\n  {:<28} env {}\n", flag.help, "", env_name(flag.name)));
+    }
+    out.push_str("  --help                       print this text\n  --version                    print the version\n");
+    out
+}
+
+/// Raw values by flag name, the command line over the environment.
+struct Values(HashMap<&'static str, Vec<String>>);
+
+impl Values {
+    fn collect(
+        args: impl IntoIterator<Item = String>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Result<Values, Command>, ConfigError> {
+        let mut from_env = HashMap::new();
+        for flag in FLAGS {
+            if let Some(value) = env(&env_name(flag.name)) {
+                let values = if flag.name == "allow-origin" {
+                    value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+                } else {
+                    vec![value]
+                };
+                from_env.insert(flag.name, values);
+            }
+        }
+        if !from_env.contains_key("log-level") {
+            if let Some(value) = env("RUST_LOG") {
+                from_env.insert("log-level", vec![value]);
+            }
+        }
+        let mut from_args: HashMap<&'static str, Vec<String>> = HashMap::new();
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--help" | "-h" => return Ok(Err(Command::Help(String::new()))),
+                "--version" | "-V" => return Ok(Err(Command::Version)),
+                _ => {}
+            }
+            let Some(body) = arg.strip_prefix("--") else {
+                return Err(ConfigError::UnknownFlag(arg));
+            };
+            let (name, inline) = match body.split_once('=') {
+                Some((name, value)) => (name, Some(value.to_string())),
+                None => (body, None),
+            };
+            let flag = FLAGS.iter().find(|f| f.name == name).ok_or_else(|| ConfigError::UnknownFlag(arg.clone()))?;
+            let value = match inline {
+                Some(value) => value,
+                None => args.next().ok_or(ConfigError::MissingValue(flag.name))?,
+            };
+            from_args.entry(flag.name).or_default().push(value);
+        }
+        from_env.extend(from_args);
+        Ok(Ok(Values(from_env)))
+    }
+
+    fn raw(&self, name: &'static str) -> String {
+        match self.0.get(name).and_then(|v| v.last()) {
+            Some(value) => value.clone(),
+            None => FLAGS.iter().find(|f| f.name == name).map(|f| f.default.to_string()).unwrap_or_default(),
+        }
+    }
+
+    fn parse<T: std::str::FromStr>(
+        &self,
+        name: &'static str,
+        expected: &'static str,
+        ok: impl Fn(&T) -> bool,
+    ) -> Result<T, ConfigError> {
+        let value = self.raw(name);
+        match value.trim().parse::<T>() {
+            Ok(parsed) if ok(&parsed) => Ok(parsed),
+            _ => Err(ConfigError::Invalid { flag: name, value, expected }),
+        }
+    }
+
+    fn count(&self, name: &'static str) -> Result<usize, ConfigError> {
+        self.parse(name, "a whole number above 0", |n: &usize| *n > 0)
+    }
+
+    fn rate(&self, name: &'static str) -> Result<f64, ConfigError> {
+        self.parse(name, "a number above 0", |n: &f64| n.is_finite() && *n > 0.0)
+    }
+
+    fn seconds(&self, name: &'static str) -> Result<Duration, ConfigError> {
+        let secs = self.parse(name, "seconds, a number between 0.001 and 31536000", |n: &f64| {
+            n.is_finite() && (0.001..=31_536_000.0).contains(n)
+        })?;
+        Ok(Duration::from_secs_f64(secs))
+    }
+}
+
+fn parse_level(value: &str) -> Option<LevelFilter> {
+    // RUST_LOG may hold `target=level` directives: take the first bare level.
+    value.split(',').find(|part| !part.contains('=')).unwrap_or(value).trim().parse().ok()
+}
+
+fn origin_ok(origin: &String) -> bool {
+    (origin.starts_with("http://") || origin.starts_with("https://")) && !origin.ends_with('/')
+}
+
+impl Config {
+    /// Reads the process's arguments (without the program name) and environment.
+    pub fn from_env_and_args(args: impl IntoIterator<Item = String>) -> Result<Command, ConfigError> {
+        Self::parse(args, |name| std::env::var(name).ok())
+    }
+
+    /// Reads `args` (without the program name) and the environment through `env`.
+    pub fn parse(
+        args: impl IntoIterator<Item = String>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Command, ConfigError> {
+        let values = match Values::collect(args, env)? {
+            Ok(values) => values,
+            Err(command) => return Ok(command),
+        };
+        let allow_origins = values.0.get("allow-origin").cloned().unwrap_or_default();
+        if let Some(bad) = allow_origins.iter().find(|o| !origin_ok(o)) {
+            return Err(ConfigError::Invalid {
+                flag: "allow-origin",
+                value: bad.clone(),
+                expected: "an origin like https://host or http://host:port",
+            });
+        }
+        let level = values.raw("log-level");
+        let log_level = parse_level(&level).ok_or(ConfigError::Invalid {
+            flag: "log-level",
+            value: level,
+            expected: "off, error, warn, info, debug or trace",
+        })?;
+        let server = ServerConfig {
+            listen: values.parse("listen", "an address like 0.0.0.0:8080 or [::]:8080", |_: &SocketAddr| true)?,
+            max_clients: values.count("max-clients")?,
+            max_message_bytes: values
+                .parse("max-message-bytes", "a number of bytes, at least 1024", |n: &usize| *n >= 1024)?,
+            ping_interval: values.seconds("ping-interval")?,
+            idle_timeout: values.seconds("idle-timeout")?,
+            handshake_timeout: values.seconds("handshake-timeout")?,
+            shutdown_grace: values.seconds("shutdown-grace")?,
+            allow_origins,
+            threads: values.parse("threads", "a number of threads from 1 to 256", |n: &usize| (1..=256).contains(n))?,
+        };
+        let canvas = CanvasConfig {
+            data_dir: PathBuf::from(values.raw("data-dir")),
+            sync_timeout: values.seconds("sync-timeout")?,
+            flush_interval: values.seconds("flush-interval")?,
+            max_snapshot_bytes: values.count("max-snapshot-bytes")?,
+            rate_limit: values.rate("rate-limit")?,
+            rate_burst: values.parse("rate-burst", "a number, at least 1", |n: &f64| n.is_finite() && *n >= 1.0)?,
+            outbox_bytes: values.parse("outbox-bytes", "a number of bytes, at least 1024", |n: &usize| *n >= 1024)?,
+            journal_limit: values.count("journal-limit")?,
+        };
+        Ok(Command::Run(Box::new(Config { server, canvas, log_level })))
+    }
+
+    /// The defaults, as `--help` lists them.
+    pub fn defaults() -> Config {
+        match Self::parse(Vec::new(), |_| None) {
+            Ok(Command::Run(config)) => *config,
+            // The defaults in FLAGS are valid; the unit test below checks it.
+            _ => unreachable!("the built-in defaults parse"),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Config::defaults().server
+    }
+}
+
+impl Default for CanvasConfig {
+    fn default() -> Self {
+        Config::defaults().canvas
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<Command, ConfigError> {
+        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::parse(args.iter().map(|s| s.to_string()), |name| env.get(name).cloned())
+    }
+
+    fn run(args: &[&str], env: &[(&str, &str)]) -> Config {
+        match parse(args, env) {
+            Ok(Command::Run(config)) => *config,
+            other => panic!("expected a config, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let config = Config::defaults();
+        assert_eq!(config.server.listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(config.server.ping_interval, Duration::from_secs(20));
+        assert_eq!(config.server.idle_timeout, Duration::from_secs(60));
+        assert_eq!(config.canvas.sync_timeout, Duration::from_secs(2));
+        assert_eq!(config.canvas.data_dir, PathBuf::from("./smolcanvas-data"));
+        assert_eq!(config.log_level, LevelFilter::Info);
+    }
+
+    #[test]
+    fn flag_wins_over_environment() {
+        let config =
+            run(&["--max-clients", "7"], &[("SMOLCANVAS_MAX_CLIENTS", "9"), ("SMOLCANVAS_IDLE_TIMEOUT", "1.5")]);
+        assert_eq!(config.server.max_clients, 7);
+        assert_eq!(config.server.idle_timeout, Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn repeatable_origins_and_equals_form() {
+        let config = run(&["--allow-origin=https://a.example", "--allow-origin", "http://b.example:8080"], &[]);
+        assert_eq!(config.server.allow_origins, vec!["https://a.example", "http://b.example:8080"]);
+        let config = run(&[], &[("SMOLCANVAS_ALLOW_ORIGIN", "https://a.example, https://c.example")]);
+        assert_eq!(config.server.allow_origins.len(), 2);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = parse(&["--ping-interval", "soon"], &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid value \"soon\" for --ping-interval: expected seconds, a number between 0.001 and 31536000"
+        );
+        assert!(matches!(parse(&["--nope"], &[]), Err(ConfigError::UnknownFlag(_))));
+        assert_eq!(parse(&["--listen"], &[]).unwrap_err(), ConfigError::MissingValue("listen"));
+        assert!(parse(&["--max-clients", "0"], &[]).is_err());
+        assert!(parse(&["--allow-origin", "evil.example"], &[]).is_err());
+    }
+
+    #[test]
+    fn log_level_from_rust_log() {
+        assert_eq!(run(&[], &[("RUST_LOG", "debug")]).log_level, LevelFilter::Debug);
+        assert_eq!(run(&["--log-level", "warn"], &[("RUST_LOG", "debug")]).log_level, LevelFilter::Warn);
+    }
+
+    #[test]
+    fn help_lists_every_flag_and_default() {
+        let help = help_text("smolcanvas");
+        for flag in FLAGS {
+            assert!(help.contains(&format!("--{}", flag.name)), "{}", flag.name);
+            assert!(help.contains(&env_name(flag.name)));
+        }
+        assert!(help.contains("[default: 0.0.0.0:8080]"));
+    }
+}

@@ -1,0 +1,412 @@
+//! Listener, connection limit, upgrade, graceful shutdown: the part every app reuses.
+//!
+//! An app implements [`App`]: it supplies the page served at `/`, optional
+//! health and metrics text, and a handler for each upgraded connection. The
+//! server does the rest: it reads each request head itself (8 KiB, bounded
+//! in time together with the upgrade), answers plain HTTP, enforces
+//! `max-clients` and the `Origin` rule, upgrades to WebSocket and, on
+//! shutdown, stops accepting, closes every client with 1001, waits a bounded
+//! time for them and then lets the app flush its state.
+
+use std::future::Future;
+use std::io;
+use std::net::{Shutdown, SocketAddr, TcpListener as StdTcpListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_tungstenite::WebSocketStream;
+use async_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use event_listener::Event;
+use futures_lite::future::FutureExt;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use log::{debug, info, warn};
+use smol::net::{TcpListener, TcpStream};
+use smol::{Executor, Timer};
+
+use crate::config::ServerConfig;
+use crate::connection::Connection;
+use crate::http::{self, HeadError, RequestHead, Route, Status};
+use crate::metrics::{Metrics, RejectReason, add};
+use crate::tripwire::Tripwire;
+
+/// The byte stream under a WebSocket connection.
+pub type Stream = TcpStream;
+
+/// An application served by the core: a page, health text, metrics, and a WebSocket handler.
+pub trait App: Send + Sync + 'static {
+    /// The HTML page served at `/`.
+    fn page(&self) -> &'static str;
+
+    /// The body of `/healthz` (always status 200).
+    fn health(&self) -> String {
+        "ok".to_string()
+    }
+
+    /// Appends the app's own metrics (Prometheus text) to `/metrics`.
+    fn write_metrics(&self, _out: &mut String) {}
+
+    /// Runs one upgraded connection until it is over.
+    fn serve(self: Arc<Self>, conn: Connection) -> impl Future<Output = ()> + Send;
+
+    /// Long-running work of the app (an actor such as the canvas hub), run on
+    /// the server's executor from start until after [`App::shutdown`].
+    fn background(self: Arc<Self>) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
+    /// Called once every connection has ended at shutdown (flush state here).
+    fn shutdown(self: Arc<Self>) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}
+
+/// State shared by the listener and every connection task.
+pub(crate) struct Shared {
+    pub(crate) config: ServerConfig,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) shutdown: Tripwire,
+    ws_config: WebSocketConfig,
+    /// WebSocket clients admitted (the `max-clients` gate).
+    clients: AtomicUsize,
+    /// Connection tasks alive, and an event when one ends.
+    tasks: AtomicUsize,
+    task_ended: Event,
+}
+
+/// The WebSocket settings, tuned for small machines.
+///
+/// - `read_buffer_size` 4 KiB: tungstenite allocates the read buffer eagerly
+///   for every connection; its 128 KiB default would cost 640 MiB for 5 000
+///   idle clients. A draw is ~130 bytes, so 4 KiB still takes a few dozen per
+///   read; larger messages grow the buffer only while they arrive.
+/// - `write_buffer_size` 8 KiB: frames are gathered up to this before a
+///   write syscall; the connection flushes once per batch anyway.
+/// - `max_write_buffer_size`: one largest message plus 64 KiB, so a client
+///   that stops reading cannot make the buffer grow without bound.
+/// - `max_message_size` = `max_frame_size` = `max-message-bytes`: tungstenite
+///   reserves a frame's declared length as soon as its header arrives, so its
+///   16 MiB frame default would let any client make the server reserve 16 MiB.
+pub fn websocket_config(max_message_bytes: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(8 * 1024)
+        .max_write_buffer_size(max_message_bytes + 64 * 1024)
+        .max_message_size(Some(max_message_bytes))
+        .max_frame_size(Some(max_message_bytes))
+}
+
+/// A bound listener with its app, ready to [`run`](Server::run).
+pub struct Server<A: App> {
+    listener: TcpListener,
+    app: Arc<A>,
+    shared: Arc<Shared>,
+}
+
+impl<A: App> Server<A> {
+    /// Binds `config.listen` (port 0 picks a free port).
+    pub fn bind(config: ServerConfig, app: A) -> io::Result<Self> {
+        let listener = TcpListener::try_from(StdTcpListener::bind(config.listen)?)?;
+        let shared = Arc::new(Shared {
+            ws_config: websocket_config(config.max_message_bytes),
+            config,
+            metrics: Arc::new(Metrics::default()),
+            shutdown: Tripwire::new(),
+            clients: AtomicUsize::new(0),
+            tasks: AtomicUsize::new(0),
+            task_ended: Event::new(),
+        });
+        Ok(Server { listener, app: Arc::new(app), shared })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Trip this wire to shut the server down gracefully.
+    pub fn shutdown_wire(&self) -> Tripwire {
+        self.shared.shutdown.clone()
+    }
+
+    /// The server's counters.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.shared.metrics.clone()
+    }
+
+    /// The app being served.
+    pub fn app(&self) -> Arc<A> {
+        self.app.clone()
+    }
+
+    /// Accepts connections until the shutdown wire trips, then drains them
+    /// (bounded by `shutdown-grace`) and calls [`App::shutdown`].
+    /// Connection tasks run on `executor`.
+    pub async fn run(self, executor: &Executor<'static>) -> io::Result<()> {
+        let addr = self.listener.local_addr()?;
+        info!("listening on http://{addr} (WebSocket at ws://{addr}{})", http::WS_PATH);
+        let background = executor.spawn(self.app.clone().background());
+        let shared = &self.shared;
+        loop {
+            let accepted = async { Some(self.listener.accept().await) }
+                .or(async {
+                    shared.shutdown.tripped().await;
+                    None
+                })
+                .await;
+            match accepted {
+                None => break,
+                Some(Ok((stream, peer))) => {
+                    let _ = stream.set_nodelay(true);
+                    shared.tasks.fetch_add(1, Ordering::AcqRel);
+                    let task = TaskGuard(shared.clone());
+                    let (app, shared) = (self.app.clone(), shared.clone());
+                    executor
+                        .spawn(async move {
+                            handle(stream, peer, app, shared).await;
+                            drop(task);
+                        })
+                        .detach();
+                }
+                Some(Err(err)) => {
+                    // Out of file descriptors, most likely: back off instead of spinning.
+                    warn!("accept failed: {err}");
+                    Timer::after(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        drop(self.listener);
+        let open = shared.tasks.load(Ordering::Acquire);
+        info!("shutting down: stopped accepting, closing {open} connection(s) with 1001");
+        let drained = shared.drained().or(async {
+            Timer::after(shared.config.shutdown_grace + Duration::from_secs(1)).await;
+        });
+        drained.await;
+        let left = shared.tasks.load(Ordering::Acquire);
+        if left > 0 {
+            warn!("{left} connection(s) did not close in time; dropping them");
+        }
+        self.app.shutdown().await;
+        background.cancel().await;
+        info!("shutdown complete");
+        Ok(())
+    }
+}
+
+impl Shared {
+    async fn drained(&self) {
+        loop {
+            let listener = self.task_ended.listen();
+            if self.tasks.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            listener.await;
+        }
+    }
+}
+
+/// Counts a live connection task; wakes the drain when it ends.
+struct TaskGuard(Arc<Shared>);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.0.tasks.fetch_sub(1, Ordering::AcqRel);
+        self.0.task_ended.notify(usize::MAX);
+    }
+}
+
+/// Holds one of the `max-clients` slots.
+struct ClientSlot(Arc<Shared>);
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.0.clients.fetch_sub(1, Ordering::AcqRel);
+        self.0.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What the bounded part of a connection (head + upgrade) ended with.
+enum Handshake {
+    Done,
+    Upgraded(Box<WebSocketStream<Stream>>, RequestHead, ClientSlot),
+}
+
+async fn handle<A: App>(mut stream: TcpStream, peer: SocketAddr, app: Arc<A>, shared: Arc<Shared>) {
+    let timeout = shared.config.handshake_timeout;
+    let bounded = handshake(&mut stream, peer, &app, &shared).or(async {
+        Timer::after(timeout).await;
+        shared.metrics.reject(RejectReason::Timeout);
+        info!("{peer}: closed: request head and upgrade not complete within {timeout:?}");
+        Handshake::Done
+    });
+    match bounded.await {
+        Handshake::Done => {}
+        Handshake::Upgraded(ws, head, slot) => {
+            debug!("{peer}: upgraded {}", head.path);
+            let conn = Connection::new(*ws, peer, head.path, head.query, shared.clone());
+            app.serve(conn).await;
+            drop(slot);
+            debug!("{peer}: connection over");
+        }
+    }
+}
+
+async fn handshake<A: App>(stream: &mut TcpStream, peer: SocketAddr, app: &Arc<A>, shared: &Arc<Shared>) -> Handshake {
+    let (head, leftover) = match http::read_head(stream).await {
+        Ok(read) => read,
+        Err(HeadError::TooLarge) => {
+            shared.metrics.reject(RejectReason::HeadTooLarge);
+            info!("{peer}: 431: request head larger than {} bytes", http::MAX_HEAD_BYTES);
+            respond(stream, http::plain_status(Status::HeadTooLarge, false)).await;
+            return Handshake::Done;
+        }
+        Err(HeadError::Malformed(err)) => {
+            shared.metrics.reject(RejectReason::BadRequest);
+            info!("{peer}: 400: malformed request head: {err}");
+            respond(stream, http::plain_status(Status::BadRequest, false)).await;
+            return Handshake::Done;
+        }
+        Err(err) => {
+            debug!("{peer}: {err}");
+            return Handshake::Done;
+        }
+    };
+    let head_only = head.method == "HEAD";
+    let route = http::route(&head, &shared.config.allow_origins);
+    let reply = match route {
+        Route::Upgrade { key } => return upgrade(stream, peer, head, leftover, &key, shared).await,
+        Route::Page => http::response(Status::Ok, "text/html; charset=utf-8", "", app.page().as_bytes(), head_only),
+        Route::Health => {
+            http::response(Status::Ok, "text/plain; charset=utf-8", "", app.health().as_bytes(), head_only)
+        }
+        Route::Metrics => {
+            let mut text = String::with_capacity(4096);
+            shared.metrics.render(&mut text);
+            app.write_metrics(&mut text);
+            http::response(Status::Ok, "text/plain; version=0.0.4; charset=utf-8", "", text.as_bytes(), head_only)
+        }
+        Route::Reject(status) => {
+            if head.path == http::WS_PATH {
+                shared.metrics.reject(status.reject_reason());
+                info!("{peer}: {} on {} {}: {}", status.code(), head.method, head.path, status.reason());
+            } else {
+                debug!("{peer}: {} on {} {}", status.code(), head.method, head.path);
+            }
+            http::plain_status(status, head_only)
+        }
+    };
+    add(&shared.metrics.http_requests, 1);
+    respond(stream, reply).await;
+    Handshake::Done
+}
+
+async fn upgrade(
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    head: RequestHead,
+    leftover: Vec<u8>,
+    key: &str,
+    shared: &Arc<Shared>,
+) -> Handshake {
+    let max = shared.config.max_clients;
+    if shared.clients.fetch_add(1, Ordering::AcqRel) >= max {
+        shared.clients.fetch_sub(1, Ordering::AcqRel);
+        shared.metrics.reject(RejectReason::MaxClients);
+        info!("{peer}: 503: {max} clients connected (max-clients)");
+        respond(stream, http::plain_status(Status::Unavailable, false)).await;
+        return Handshake::Done;
+    }
+    add(&shared.metrics.connections_open, 1);
+    let slot = ClientSlot(shared.clone());
+    if let Err(err) = stream.write_all(&http::switching_protocols(key)).await {
+        debug!("{peer}: upgrade failed: {err}");
+        return Handshake::Done;
+    }
+    add(&shared.metrics.connections_total, 1);
+    let ws = WebSocketStream::from_partially_read(stream.clone(), leftover, Role::Server, Some(shared.ws_config)).await;
+    Handshake::Upgraded(Box::new(ws), head, slot)
+}
+
+/// Writes a complete response, then closes politely: our side first, then
+/// drain (bounded) what the client still sends, so the kernel does not
+/// answer unread bytes with a reset that could destroy the response.
+async fn respond(stream: &mut TcpStream, bytes: Vec<u8>) {
+    if stream.write_all(&bytes).await.is_err() {
+        return;
+    }
+    let _ = stream.flush().await;
+    let _ = stream.shutdown(Shutdown::Write);
+    let mut sink = [0u8; 1024];
+    let drain = async {
+        let mut total = 0;
+        while let Ok(n @ 1..) = stream.read(&mut sink).await {
+            total += n;
+            if total > 64 * 1024 {
+                break;
+            }
+        }
+    };
+    let _ = timeout(Duration::from_secs(1), drain).await;
+}
+
+/// Trips `wire` on the first SIGINT or SIGTERM; exits the process at once on the second.
+pub async fn stop_on_signals(wire: Tripwire) -> io::Result<()> {
+    use async_signal::{Signal, Signals};
+    let mut signals = Signals::new([Signal::Int, Signal::Term])?;
+    if let Some(signal) = futures_lite::StreamExt::next(&mut signals).await {
+        info!("received {}: shutting down (send it again to exit at once)", signal_name(signal?));
+        wire.trip();
+    }
+    if let Some(signal) = futures_lite::StreamExt::next(&mut signals).await {
+        warn!("received {} again: exiting now", signal_name(signal?));
+        std::process::exit(130);
+    }
+    Ok(())
+}
+
+fn signal_name(signal: async_signal::Signal) -> &'static str {
+    match signal {
+        async_signal::Signal::Int => "SIGINT",
+        async_signal::Signal::Term => "SIGTERM",
+        _ => "a signal",
+    }
+}
+
+/// Runs `app` on `config` until SIGINT/SIGTERM: binds, runs `config.threads`
+/// executor threads, shuts down gracefully. What the binary and examples call.
+pub fn run<A: App>(config: ServerConfig, app: A) -> io::Result<()> {
+    let threads = config.threads;
+    let server = Server::bind(config, app)?;
+    let wire = server.shutdown_wire();
+    let executor: Arc<Executor<'static>> = Arc::new(Executor::new());
+    let done = Tripwire::new();
+    let workers: Vec<_> = (1..threads)
+        .map(|i| {
+            let (executor, done) = (executor.clone(), done.clone());
+            std::thread::Builder::new()
+                .name(format!("smolcanvas-{i}"))
+                .spawn(move || smol::block_on(executor.run(done.tripped())))
+        })
+        .collect::<io::Result<_>>()?;
+    let signals = executor.spawn(stop_on_signals(wire));
+    let result = smol::block_on(executor.run(async {
+        let result = server.run(&executor).await;
+        drop(signals);
+        result
+    }));
+    done.trip();
+    for worker in workers {
+        let _ = worker.join();
+    }
+    result
+}
+
+/// Waits for a future, at most `duration`; `None` if time ran out.
+pub async fn timeout<T>(duration: Duration, fut: impl Future<Output = T>) -> Option<T> {
+    async { Some(fut.await) }
+        .or(async {
+            Timer::after(duration).await;
+            None
+        })
+        .await
+}
