@@ -274,7 +274,7 @@ fn parse_level(value: &str) -> Option<LevelFilter> {
     value.split(',').find(|part| !part.contains('=')).unwrap_or(value).trim().parse().ok()
 }
 
-fn origin_ok(origin: &String) -> bool {
+fn origin_ok(origin: &str) -> bool {
     (origin.starts_with("http://") || origin.starts_with("https://")) && !origin.ends_with('/')
 }
 

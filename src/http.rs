@@ -87,6 +87,8 @@ pub enum HeadError {
     Closed,
     /// The socket failed.
     Io(io::Error),
+    /// The server began shutting down before the head was complete.
+    ShuttingDown,
 }
 
 impl fmt::Display for HeadError {
@@ -96,6 +98,7 @@ impl fmt::Display for HeadError {
             HeadError::Malformed(err) => write!(f, "malformed request head: {err}"),
             HeadError::Closed => write!(f, "connection closed before the request head was complete"),
             HeadError::Io(err) => write!(f, "reading the request head: {err}"),
+            HeadError::ShuttingDown => write!(f, "server shutting down before the request head was complete"),
         }
     }
 }
@@ -258,8 +261,13 @@ pub fn origin_allowed(head: &RequestHead, allow_origins: &[String]) -> bool {
     let Some(host) = head.header("host") else {
         return false;
     };
-    let bare = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
-    bare.is_some_and(|bare| bare.eq_ignore_ascii_case(host))
+    let (bare, default_port) = match origin.split_once("://") {
+        Some(("http", bare)) => (bare, ":80"),
+        Some(("https", bare)) => (bare, ":443"),
+        _ => return false,
+    };
+    let without_default = |h: &'_ str| -> String { h.strip_suffix(default_port).unwrap_or(h).to_ascii_lowercase() };
+    without_default(bare) == without_default(host)
 }
 
 /// The `Sec-WebSocket-Accept` value for a client's key (RFC 6455, section 4.2.2).
@@ -359,6 +367,8 @@ mod tests {
         let foreign = head(&format!("{UPGRADE}Origin: https://evil.example\r\n\r\n"));
         assert_eq!(route(&foreign, &[]), Route::Reject(Status::Forbidden));
         assert!(matches!(route(&foreign, &["https://evil.example".to_string()]), Route::Upgrade { .. }));
+        let default_port = head(&format!("{UPGRADE}Origin: http://box\r\n\r\n").replace("box:8080", "box:80"));
+        assert!(matches!(route(&default_port, &[]), Route::Upgrade { .. }));
         let bad_key = head(
             "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: x\r\n\r\n",
         );

@@ -252,7 +252,11 @@ async fn handle<A: App>(mut stream: TcpStream, peer: SocketAddr, app: Arc<A>, sh
 }
 
 async fn handshake<A: App>(stream: &mut TcpStream, peer: SocketAddr, app: &Arc<A>, shared: &Arc<Shared>) -> Handshake {
-    let (head, leftover) = match http::read_head(stream).await {
+    let shutting_down = async {
+        shared.shutdown.tripped().await;
+        Err(HeadError::ShuttingDown)
+    };
+    let (head, leftover) = match http::read_head(stream).or(shutting_down).await {
         Ok(read) => read,
         Err(HeadError::TooLarge) => {
             shared.metrics.reject(RejectReason::HeadTooLarge);
