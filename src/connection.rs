@@ -23,7 +23,9 @@ use smol::Timer;
 
 use crate::metrics::{Metrics, add};
 use crate::outbox::OutboxReceiver;
-use crate::server::{Shared, Stream, timeout};
+use crate::server::{Shared, timeout};
+use crate::stream::Stream;
+use crate::tripwire::TripListener;
 
 /// Most queued messages written before a flush; bounds one batch's latency.
 const MAX_BATCH: usize = 256;
@@ -51,6 +53,7 @@ pub struct Connection {
     last_seen: Instant,
     next_ping: Instant,
     heartbeat: Timer,
+    shutdown: TripListener,
 }
 
 enum Wake {
@@ -58,7 +61,6 @@ enum Wake {
     Outgoing(Option<Message>),
     Heartbeat,
     Shutdown,
-    Evicted,
 }
 
 impl Connection {
@@ -72,6 +74,7 @@ impl Connection {
         let now = Instant::now();
         let next_ping = now + shared.config.ping_interval;
         let first_check = next_ping.min(now + shared.config.idle_timeout);
+        let shutdown = shared.shutdown.listener();
         Connection {
             ws,
             peer,
@@ -82,6 +85,7 @@ impl Connection {
             last_seen: now,
             next_ping,
             heartbeat: Timer::at(first_check),
+            shutdown,
         }
     }
 
@@ -136,14 +140,16 @@ impl Connection {
                         }
                     }
                 }
-                Wake::Outgoing(None) => self.close(CloseCode::Away, "server closed the session").await,
-                Wake::Heartbeat => self.on_heartbeat().await,
+                Wake::Outgoing(None) => match outbox.and_then(OutboxReceiver::eviction_reason) {
+                    Some(reason) => {
+                        info!("{}: closing: {reason}", self.peer);
+                        self.close(CloseCode::Policy, reason).await;
+                    }
+                    None => self.close(CloseCode::Away, "server closed the session").await,
+                },
+                // Boxed: every 20 s per connection, not worth a larger task for all of them.
+                Wake::Heartbeat => Box::pin(self.on_heartbeat()).await,
                 Wake::Shutdown => self.close(CloseCode::Away, "server shutting down").await,
-                Wake::Evicted => {
-                    let reason = outbox.and_then(|o| o.eviction_reason()).unwrap_or("evicted");
-                    info!("{}: closing: {reason}", self.peer);
-                    self.close(CloseCode::Policy, reason).await;
-                }
             }
         }
         None
@@ -151,16 +157,10 @@ impl Connection {
 
     async fn wait(&mut self, outbox: Option<&OutboxReceiver>) -> Wake {
         let shutdown = async {
-            self.shared.shutdown.tripped().await;
+            (&mut self.shutdown).await;
             Wake::Shutdown
         };
-        let evicted = async {
-            match outbox {
-                Some(outbox) => outbox.evicted().await,
-                None => future::pending().await,
-            }
-            Wake::Evicted
-        };
+        // Eviction closes the outbox, which wakes `outgoing`.
         let outgoing = async {
             match outbox {
                 Some(outbox) => Wake::Outgoing(outbox.recv().await),
@@ -172,7 +172,7 @@ impl Connection {
             (&mut self.heartbeat).await;
             Wake::Heartbeat
         };
-        shutdown.or(evicted).or(outgoing).or(read).or(heartbeat).await
+        shutdown.or(outgoing).or(read).or(heartbeat).await
     }
 
     /// Handles one read result; returns a data message for the app.
@@ -203,7 +203,7 @@ impl Connection {
                 None
             }
             Some(Err(err)) => {
-                self.on_error(err).await;
+                Box::pin(self.on_error(err)).await;
                 None
             }
         }
@@ -278,7 +278,8 @@ impl Connection {
                     Timer::after(stall).await;
                     Err(WriteError::Stalled)
                 };
-                batch.or(evicted).or(shutdown).or(stalled).await
+                // Boxed: only a socket that is full gets here.
+                Box::pin(batch.or(evicted).or(shutdown).or(stalled)).await
             }
         };
         match result {
@@ -320,7 +321,8 @@ impl Connection {
                 }
             }
         };
-        let _ = timeout(grace, handshake).await;
+        // Boxed: a cold path that would otherwise add its size to every connection's task.
+        let _ = Box::pin(timeout(grace, handshake)).await;
     }
 }
 

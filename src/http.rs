@@ -108,14 +108,15 @@ impl std::error::Error for HeadError {}
 /// Reads one request head; returns it with any bytes that followed it.
 pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<(RequestHead, Vec<u8>), HeadError> {
     let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
     loop {
-        let room = (MAX_HEAD_BYTES - buf.len()).min(chunk.len());
-        let n = stream.read(&mut chunk[..room]).await.map_err(HeadError::Io)?;
+        // Read straight into the buffer: no chunk array kept in every connection's task.
+        let len = buf.len();
+        buf.resize((len + 1024).min(MAX_HEAD_BYTES), 0);
+        let n = stream.read(&mut buf[len..]).await.map_err(HeadError::Io)?;
+        buf.truncate(len + n);
         if n == 0 {
             return Err(HeadError::Closed);
         }
-        buf.extend_from_slice(&chunk[..n]);
         if let Some((head, len)) = RequestHead::parse(&buf)? {
             return Ok((head, buf.split_off(len)));
         }

@@ -13,6 +13,7 @@ pub mod http;
 pub mod metrics;
 pub mod outbox;
 pub mod server;
+pub mod stream;
 pub mod tripwire;
 
 pub use canvas::Canvas;

@@ -5,32 +5,56 @@
 //! the push fails, and the broadcaster evicts that client: the connection
 //! notices at once (even while it is stuck writing to a full socket), sends
 //! close 1008 and ends. One slow reader never stalls the others.
+//!
+//! It is a single-producer, single-consumer queue: a `VecDeque` behind a
+//! mutex that neither side holds across an await (uncontended, a few
+//! nanoseconds), and an `AtomicWaker` for the one receiver. Waiting costs no
+//! allocation, and an idle outbox gives its buffer back.
 
+use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::future::poll_fn;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::task::{Context, Poll};
 
 use async_tungstenite::tungstenite::Message;
+use atomic_waker::AtomicWaker;
 
 use crate::Tripwire;
 
+/// Slots an empty queue may keep allocated.
+const IDLE_CAPACITY: usize = 4;
+
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<Message>,
+    bytes: usize,
+    closed: bool,
+}
+
 struct Shared {
-    queued_bytes: AtomicUsize,
+    queue: Mutex<Queue>,
+    waker: AtomicWaker,
     limit: usize,
     evicted: Tripwire,
     reason: OnceLock<&'static str>,
 }
 
-/// The sending side of a client's outbox.
-#[derive(Clone)]
+impl Shared {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        // No code panics while holding the lock, so it is never poisoned; if
+        // it were, the queue itself is still consistent.
+        self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The sending side of a client's outbox. Dropping it ends the client's session.
 pub struct Outbox {
-    tx: async_channel::Sender<Message>,
     shared: Arc<Shared>,
 }
 
 /// The receiving side, read by the client's connection task.
 pub struct OutboxReceiver {
-    rx: async_channel::Receiver<Message>,
     shared: Arc<Shared>,
 }
 
@@ -39,7 +63,7 @@ pub struct OutboxReceiver {
 pub enum PushError {
     /// The queue holds too many bytes: the client reads too slowly.
     Full,
-    /// The connection is gone.
+    /// The connection is gone (or evicted).
     Closed,
 }
 
@@ -59,14 +83,14 @@ impl std::error::Error for PushError {}
 /// One message larger than the limit is still accepted into an empty queue,
 /// so a big snapshot can reach a client that keeps up.
 pub fn outbox(limit_bytes: usize) -> (Outbox, OutboxReceiver) {
-    let (tx, rx) = async_channel::unbounded();
     let shared = Arc::new(Shared {
-        queued_bytes: AtomicUsize::new(0),
+        queue: Mutex::new(Queue::default()),
+        waker: AtomicWaker::new(),
         limit: limit_bytes,
         evicted: Tripwire::new(),
         reason: OnceLock::new(),
     });
-    (Outbox { tx, shared: shared.clone() }, OutboxReceiver { rx, shared })
+    (Outbox { shared: shared.clone() }, OutboxReceiver { shared })
 }
 
 impl fmt::Debug for Outbox {
@@ -77,55 +101,90 @@ impl fmt::Debug for Outbox {
 
 impl Outbox {
     /// Queues `message` unless that would exceed the byte limit.
-    ///
-    /// Meant for one producer per outbox (the hub): the check and the add are
-    /// not one atomic step.
     pub fn push(&self, message: Message) -> Result<(), PushError> {
-        let size = message.len();
-        let queued = self.shared.queued_bytes.load(Ordering::Acquire);
-        if queued > 0 && queued + size > self.shared.limit {
-            return Err(PushError::Full);
-        }
-        self.push_unbounded(message)
+        self.enqueue(message, true)
     }
 
     /// Queues `message` whatever the queue holds: for replies whose size the
     /// caller has bounded (the board replay to a newcomer).
     pub fn push_unbounded(&self, message: Message) -> Result<(), PushError> {
-        let size = message.len();
-        self.shared.queued_bytes.fetch_add(size, Ordering::AcqRel);
-        self.tx.try_send(message).map_err(|_| {
-            self.shared.queued_bytes.fetch_sub(size, Ordering::AcqRel);
-            PushError::Closed
-        })
+        self.enqueue(message, false)
     }
 
-    /// Closes the client with 1008 and `reason`, whatever it is doing.
+    fn enqueue(&self, message: Message, bounded: bool) -> Result<(), PushError> {
+        let size = message.len();
+        {
+            let mut queue = self.shared.queue();
+            if queue.closed {
+                return Err(PushError::Closed);
+            }
+            if bounded && queue.bytes > 0 && queue.bytes + size > self.shared.limit {
+                return Err(PushError::Full);
+            }
+            queue.bytes += size;
+            queue.items.push_back(message);
+        }
+        self.shared.waker.wake();
+        Ok(())
+    }
+
+    /// Closes the client with 1008 and `reason`, whatever it is doing;
+    /// what is still queued is dropped.
     pub fn evict(&self, reason: &'static str) {
         let _ = self.shared.reason.set(reason);
+        let dropped = {
+            let mut queue = self.shared.queue();
+            queue.closed = true;
+            queue.bytes = 0;
+            std::mem::take(&mut queue.items)
+        };
+        drop(dropped);
         self.shared.evicted.trip();
+        self.shared.waker.wake();
     }
 
     /// Bytes waiting now.
     pub fn queued_bytes(&self) -> usize {
-        self.shared.queued_bytes.load(Ordering::Acquire)
+        self.shared.queue().bytes
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        self.shared.queue().closed = true;
+        self.shared.waker.wake();
     }
 }
 
 impl OutboxReceiver {
-    fn taken(&self, message: Message) -> Message {
-        self.shared.queued_bytes.fetch_sub(message.len(), Ordering::AcqRel);
-        message
-    }
-
-    /// Waits for the next message; `None` once every [`Outbox`] is dropped.
-    pub async fn recv(&self) -> Option<Message> {
-        self.rx.recv().await.ok().map(|m| self.taken(m))
-    }
-
-    /// The next message if one is waiting.
+    /// The next message if one is waiting (none once evicted).
     pub fn try_recv(&self) -> Option<Message> {
-        self.rx.try_recv().ok().map(|m| self.taken(m))
+        let mut queue = self.shared.queue();
+        let message = queue.items.pop_front()?;
+        queue.bytes -= message.len();
+        if queue.items.is_empty() && queue.items.capacity() > IDLE_CAPACITY {
+            queue.items.shrink_to(IDLE_CAPACITY);
+        }
+        Some(message)
+    }
+
+    /// Polls for the next message; `Ready(None)` once the outbox is dropped or evicted.
+    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+        if let Some(message) = self.try_recv() {
+            return Poll::Ready(Some(message));
+        }
+        self.shared.waker.register(cx.waker());
+        // Check again: a push may have landed before the waker was registered.
+        match self.try_recv() {
+            Some(message) => Poll::Ready(Some(message)),
+            None if self.shared.queue().closed => Poll::Ready(None),
+            None => Poll::Pending,
+        }
+    }
+
+    /// Waits for the next message; `None` once the outbox is dropped or evicted.
+    pub async fn recv(&self) -> Option<Message> {
+        poll_fn(|cx| self.poll_recv(cx)).await
     }
 
     /// Waits until the client is evicted.
@@ -140,7 +199,7 @@ impl OutboxReceiver {
 
     /// Bytes waiting now.
     pub fn queued_bytes(&self) -> usize {
-        self.shared.queued_bytes.load(Ordering::Acquire)
+        self.shared.queue().bytes
     }
 }
 
@@ -157,16 +216,39 @@ mod tests {
         assert_eq!(tx.queued_bytes(), 0);
         assert_eq!(tx.push(Message::text("x".repeat(100))), Ok(()));
         assert_eq!(tx.push(Message::text("y")), Err(PushError::Full));
+        assert_eq!(tx.push_unbounded(Message::text("y")), Ok(()));
     }
 
     #[test]
-    fn eviction_is_seen_by_the_receiver() {
+    fn eviction_drops_the_queue_and_ends_the_receiver() {
         let (tx, rx) = outbox(10);
+        tx.push(Message::text("queued")).unwrap();
         assert_eq!(rx.eviction_reason(), None);
         tx.evict("too slow");
         smol::block_on(rx.evicted());
         assert_eq!(rx.eviction_reason(), Some("too slow"));
-        drop(tx);
         assert!(smol::block_on(rx.recv()).is_none());
+        assert_eq!(tx.push(Message::text("late")), Err(PushError::Closed));
+    }
+
+    #[test]
+    fn dropping_the_sender_ends_the_receiver_after_the_queue() {
+        let (tx, rx) = outbox(100);
+        tx.push(Message::text("last")).unwrap();
+        drop(tx);
+        assert_eq!(smol::block_on(rx.recv()), Some(Message::text("last")));
+        assert!(smol::block_on(rx.recv()).is_none());
+    }
+
+    #[test]
+    fn a_waiting_receiver_is_woken_by_a_push() {
+        let (tx, rx) = outbox(100);
+        let ex = smol::LocalExecutor::new();
+        let task = ex.spawn(async move { rx.recv().await });
+        smol::block_on(ex.run(async {
+            smol::future::yield_now().await;
+            tx.push(Message::text("hi")).unwrap();
+            assert_eq!(task.await, Some(Message::text("hi")));
+        }));
     }
 }

@@ -10,7 +10,7 @@
 
 use std::future::Future;
 use std::io;
-use std::net::{Shutdown, SocketAddr, TcpListener as StdTcpListener};
+use std::net::{Shutdown, SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -21,17 +21,14 @@ use event_listener::Event;
 use futures_lite::future::FutureExt;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use log::{debug, info, warn};
-use smol::net::{TcpListener, TcpStream};
-use smol::{Executor, Timer};
+use smol::{Async, Executor, Timer};
 
 use crate::config::ServerConfig;
 use crate::connection::Connection;
 use crate::http::{self, HeadError, RequestHead, Route, Status};
 use crate::metrics::{Metrics, RejectReason, add};
+use crate::stream::Stream;
 use crate::tripwire::Tripwire;
-
-/// The byte stream under a WebSocket connection.
-pub type Stream = TcpStream;
 
 /// An application served by the core: a page, health text, metrics, and a WebSocket handler.
 pub trait App: Send + Sync + 'static {
@@ -76,10 +73,11 @@ pub(crate) struct Shared {
 
 /// The WebSocket settings, tuned for small machines.
 ///
-/// - `read_buffer_size` 4 KiB: tungstenite allocates the read buffer eagerly
+/// - `read_buffer_size` 1 KiB: tungstenite allocates the read buffer eagerly
 ///   for every connection; its 128 KiB default would cost 640 MiB for 5 000
-///   idle clients. A draw is ~130 bytes, so 4 KiB still takes a few dozen per
-///   read; larger messages grow the buffer only while they arrive.
+///   idle clients. A draw is ~130 bytes, so 1 KiB still takes several per
+///   read; a large message (a snapshot) grows the buffer only while it
+///   arrives, read 1 KiB per syscall.
 /// - `write_buffer_size` 8 KiB: frames are gathered up to this before a
 ///   write syscall; the connection flushes once per batch anyway.
 /// - `max_write_buffer_size`: one largest message plus 64 KiB, so a client
@@ -89,7 +87,7 @@ pub(crate) struct Shared {
 ///   16 MiB frame default would let any client make the server reserve 16 MiB.
 pub fn websocket_config(max_message_bytes: usize) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(8 * 1024)
         .max_write_buffer_size(max_message_bytes + 64 * 1024)
         .max_message_size(Some(max_message_bytes))
@@ -98,7 +96,7 @@ pub fn websocket_config(max_message_bytes: usize) -> WebSocketConfig {
 
 /// A bound listener with its app, ready to [`run`](Server::run).
 pub struct Server<A: App> {
-    listener: TcpListener,
+    listener: Async<TcpListener>,
     app: Arc<A>,
     shared: Arc<Shared>,
 }
@@ -106,7 +104,7 @@ pub struct Server<A: App> {
 impl<A: App> Server<A> {
     /// Binds `config.listen` (port 0 picks a free port).
     pub fn bind(config: ServerConfig, app: A) -> io::Result<Self> {
-        let listener = TcpListener::try_from(StdTcpListener::bind(config.listen)?)?;
+        let listener = Async::<TcpListener>::bind(config.listen)?;
         let shared = Arc::new(Shared {
             ws_config: websocket_config(config.max_message_bytes),
             config,
@@ -121,7 +119,7 @@ impl<A: App> Server<A> {
 
     /// The address actually bound.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.listener.get_ref().local_addr()
     }
 
     /// Trip this wire to shut the server down gracefully.
@@ -143,7 +141,7 @@ impl<A: App> Server<A> {
     /// (bounded by `shutdown-grace`) and calls [`App::shutdown`].
     /// Connection tasks run on `executor`.
     pub async fn run(self, executor: &Executor<'static>) -> io::Result<()> {
-        let addr = self.listener.local_addr()?;
+        let addr = self.local_addr()?;
         info!("listening on http://{addr} (WebSocket at ws://{addr}{})", http::WS_PATH);
         let background = executor.spawn(self.app.clone().background());
         let shared = &self.shared;
@@ -156,8 +154,9 @@ impl<A: App> Server<A> {
                 .await;
             match accepted {
                 None => break,
-                Some(Ok((stream, peer))) => {
-                    let _ = stream.set_nodelay(true);
+                Some(Ok((io, peer))) => {
+                    let _ = io.get_ref().set_nodelay(true);
+                    let stream = Stream::new(io);
                     shared.tasks.fetch_add(1, Ordering::AcqRel);
                     let task = TaskGuard(shared.clone());
                     let (app, shared) = (self.app.clone(), shared.clone());
@@ -228,10 +227,10 @@ impl Drop for ClientSlot {
 /// What the bounded part of a connection (head + upgrade) ended with.
 enum Handshake {
     Done,
-    Upgraded(Box<WebSocketStream<Stream>>, RequestHead, ClientSlot),
+    Upgraded(RequestHead, Vec<u8>, ClientSlot),
 }
 
-async fn handle<A: App>(mut stream: TcpStream, peer: SocketAddr, app: Arc<A>, shared: Arc<Shared>) {
+async fn handle<A: App>(mut stream: Stream, peer: SocketAddr, app: Arc<A>, shared: Arc<Shared>) {
     let timeout = shared.config.handshake_timeout;
     let bounded = handshake(&mut stream, peer, &app, &shared).or(async {
         Timer::after(timeout).await;
@@ -241,9 +240,10 @@ async fn handle<A: App>(mut stream: TcpStream, peer: SocketAddr, app: Arc<A>, sh
     });
     match bounded.await {
         Handshake::Done => {}
-        Handshake::Upgraded(ws, head, slot) => {
+        Handshake::Upgraded(head, leftover, slot) => {
             debug!("{peer}: upgraded {}", head.path);
-            let conn = Connection::new(*ws, peer, head.path, head.query, shared.clone());
+            let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(shared.ws_config)).await;
+            let conn = Connection::new(ws, peer, head.path, head.query, shared.clone());
             app.serve(conn).await;
             drop(slot);
             debug!("{peer}: connection over");
@@ -251,7 +251,7 @@ async fn handle<A: App>(mut stream: TcpStream, peer: SocketAddr, app: Arc<A>, sh
     }
 }
 
-async fn handshake<A: App>(stream: &mut TcpStream, peer: SocketAddr, app: &Arc<A>, shared: &Arc<Shared>) -> Handshake {
+async fn handshake<A: App>(stream: &mut Stream, peer: SocketAddr, app: &Arc<A>, shared: &Arc<Shared>) -> Handshake {
     let shutting_down = async {
         shared.shutdown.tripped().await;
         Err(HeadError::ShuttingDown)
@@ -305,7 +305,7 @@ async fn handshake<A: App>(stream: &mut TcpStream, peer: SocketAddr, app: &Arc<A
 }
 
 async fn upgrade(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     peer: SocketAddr,
     head: RequestHead,
     leftover: Vec<u8>,
@@ -327,19 +327,18 @@ async fn upgrade(
         return Handshake::Done;
     }
     add(&shared.metrics.connections_total, 1);
-    let ws = WebSocketStream::from_partially_read(stream.clone(), leftover, Role::Server, Some(shared.ws_config)).await;
-    Handshake::Upgraded(Box::new(ws), head, slot)
+    Handshake::Upgraded(head, leftover, slot)
 }
 
 /// Writes a complete response, then closes politely: our side first, then
 /// drain (bounded) what the client still sends, so the kernel does not
 /// answer unread bytes with a reset that could destroy the response.
-async fn respond(stream: &mut TcpStream, bytes: Vec<u8>) {
+async fn respond(stream: &mut Stream, bytes: Vec<u8>) {
     if stream.write_all(&bytes).await.is_err() {
         return;
     }
     let _ = stream.flush().await;
-    let _ = stream.shutdown(Shutdown::Write);
+    let _ = stream.get_ref().shutdown(Shutdown::Write);
     let mut sink = [0u8; 1024];
     let drain = async {
         let mut total = 0;

@@ -1,9 +1,12 @@
 //! A one-shot signal that any number of tasks can wait for: shutdown, eviction.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 
-use event_listener::Event;
+use event_listener::{Event, EventListener};
 
 /// A flag that is tripped once and wakes everyone waiting for it.
 ///
@@ -47,6 +50,12 @@ impl Tripwire {
         self.inner.tripped.load(Ordering::Acquire)
     }
 
+    /// A future that completes once the wire is tripped and can be polled
+    /// again and again (by `&mut`) without registering anew each time.
+    pub fn listener(&self) -> TripListener {
+        TripListener { wire: self.clone(), listener: None }
+    }
+
     /// Waits until the wire is tripped (at once if it already is).
     pub async fn tripped(&self) {
         loop {
@@ -58,6 +67,34 @@ impl Tripwire {
                 return;
             }
             listener.await;
+        }
+    }
+}
+
+/// Completes once its [`Tripwire`] is tripped; see [`Tripwire::listener`].
+#[derive(Debug)]
+pub struct TripListener {
+    wire: Tripwire,
+    listener: Option<EventListener>,
+}
+
+impl Future for TripListener {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            if self.wire.is_tripped() {
+                return Poll::Ready(());
+            }
+            match self.listener.as_mut() {
+                None => self.listener = Some(self.wire.inner.event.listen()),
+                Some(listener) => {
+                    if Pin::new(listener).poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    self.listener = None;
+                }
+            }
         }
     }
 }

@@ -53,58 +53,65 @@ impl TokenBucket {
 }
 
 /// Serves one upgraded connection as a canvas client until it ends.
-pub async fn serve(canvas: Arc<Canvas>, mut conn: Connection) {
-    let id = canvas.next_client_id();
-    let peer = conn.peer_addr();
-    let (tx, outbox) = outbox::outbox(canvas.config.outbox_bytes);
-    if canvas.events.send(Event::Join { id, outbox: tx }).await.is_err() {
-        conn.close(CloseCode::Away, "server shutting down").await;
-        return;
-    }
-    info!("{peer}: canvas client {id} connected");
-    let mut rate = TokenBucket::new(canvas.config.rate_limit, canvas.config.rate_burst);
-    let mut invalid = TokenBucket::new(1.0, INVALID_BUDGET);
-    let metrics = &canvas.metrics;
-    while let Some(message) = conn.next(Some(&outbox)).await {
-        let text = match message {
-            Message::Text(text) => text,
-            _ => {
-                info!("{peer}: client {id} sent a binary frame: closing with 1003");
-                add(&metrics.binary_closed, 1);
-                conn.close(CloseCode::Unsupported, "binary frames are not accepted").await;
+///
+/// A plain function returning an `async move` block: the block uses the
+/// captured `conn` in place, where an `async fn` would keep a second copy of
+/// it in every connection's task.
+#[allow(clippy::manual_async_fn)]
+pub fn serve(canvas: Arc<Canvas>, mut conn: Connection) -> impl Future<Output = ()> + Send {
+    async move {
+        let id = canvas.next_client_id();
+        let peer = conn.peer_addr();
+        let (tx, outbox) = outbox::outbox(canvas.config.outbox_bytes);
+        if canvas.events.send(Event::Join { id, outbox: tx }).await.is_err() {
+            conn.close(CloseCode::Away, "server shutting down").await;
+            return;
+        }
+        info!("{peer}: canvas client {id} connected");
+        let mut rate = TokenBucket::new(canvas.config.rate_limit, canvas.config.rate_burst);
+        let mut invalid = TokenBucket::new(1.0, INVALID_BUDGET);
+        let metrics = &canvas.metrics;
+        while let Some(message) = conn.next(Some(&outbox)).await {
+            let text = match message {
+                Message::Text(text) => text,
+                _ => {
+                    info!("{peer}: client {id} sent a binary frame: closing with 1003");
+                    add(&metrics.binary_closed, 1);
+                    conn.close(CloseCode::Unsupported, "binary frames are not accepted").await;
+                    break;
+                }
+            };
+            let now = Instant::now();
+            if !rate.take(now) {
+                info!("{peer}: client {id} exceeded the rate limit: closing with 1008");
+                add(&metrics.rate_limited_closed, 1);
+                conn.close(CloseCode::Policy, "rate limit exceeded").await;
                 break;
             }
-        };
-        let now = Instant::now();
-        if !rate.take(now) {
-            info!("{peer}: client {id} exceeded the rate limit: closing with 1008");
-            add(&metrics.rate_limited_closed, 1);
-            conn.close(CloseCode::Policy, "rate limit exceeded").await;
-            break;
-        }
-        match protocol::parse(&text, canvas.config.max_snapshot_bytes) {
-            Ok(message) => {
-                if canvas.events.send(event(id, message)).await.is_err() {
-                    break;
+            match protocol::parse(&text, canvas.config.max_snapshot_bytes) {
+                Ok(message) => {
+                    if canvas.events.send(event(id, message)).await.is_err() {
+                        break;
+                    }
                 }
-            }
-            Err(err) => {
-                debug!("{peer}: client {id} sent an invalid message: {err}");
-                add(&metrics.invalid_messages, 1);
-                if !invalid.take(now) {
-                    info!("{peer}: client {id} keeps sending invalid messages: closing with 1008");
-                    add(&metrics.invalid_closed, 1);
-                    conn.close(CloseCode::Policy, "too many invalid messages").await;
-                    break;
-                }
-                if !conn.send(Message::Text(err.encode())).await {
-                    break;
+                Err(err) => {
+                    debug!("{peer}: client {id} sent an invalid message: {err}");
+                    add(&metrics.invalid_messages, 1);
+                    if !invalid.take(now) {
+                        info!("{peer}: client {id} keeps sending invalid messages: closing with 1008");
+                        add(&metrics.invalid_closed, 1);
+                        conn.close(CloseCode::Policy, "too many invalid messages").await;
+                        break;
+                    }
+                    if !conn.send(Message::Text(err.encode())).await {
+                        break;
+                    }
                 }
             }
         }
+        let _ = canvas.events.send(Event::Leave { id }).await;
+        info!("{peer}: canvas client {id} disconnected");
     }
-    let _ = canvas.events.send(Event::Leave { id }).await;
-    info!("{peer}: canvas client {id} disconnected");
 }
 
 fn event(from: ClientId, message: ClientMessage) -> Event {
