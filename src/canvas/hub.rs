@@ -204,7 +204,10 @@ impl Hub {
         match event {
             Event::Join { id, outbox } => {
                 debug!("client {id} joined");
-                self.clients.push(Client { id, outbox, synced: false });
+                // Ids are taken before the Join is sent, so with several executor
+                // threads Joins can arrive out of id order: keep the list sorted.
+                let at = self.clients.partition_point(|c| c.id < id);
+                self.clients.insert(at, Client { id, outbox, synced: false });
                 self.count_dirty = true;
                 self.start_sync(Target::Client(id));
             }

@@ -1,0 +1,240 @@
+//! The `smolcanvas` binary: the board survives a graceful stop and a `kill -9` after a flush; exit codes.
+
+mod canvas_common;
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use smolcanvas::CloseCode;
+
+use canvas_common::*;
+use common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_smolcanvas");
+
+/// A running `smolcanvas` process; killed if still running when dropped.
+struct Process {
+    child: Child,
+    addr: SocketAddr,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Process {
+    /// Starts the binary on a free port with `dir` as its data dir and waits for its `listening on` line.
+    fn start(dir: &Path) -> Process {
+        let mut child = Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .args(["--flush-interval", "0.2", "--log-level", "info"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start smolcanvas");
+        let (lines, stderr) = mpsc::channel();
+        let pipe = child.stderr.take().expect("piped stderr");
+        thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                eprintln!("[smolcanvas] {line}");
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut process = Process { child, addr: SocketAddr::from(([127, 0, 0, 1], 0)), stderr };
+        let marker = "listening on http://127.0.0.1:";
+        let line = process.wait_line(marker);
+        let port = line[line.find(marker).unwrap_or_default() + marker.len()..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|port| port.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        process.addr.set_port(port);
+        process
+    }
+
+    /// The next stderr line containing `text`, failing after [`WAIT`].
+    fn wait_line(&mut self, text: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no stderr line with {text:?} within {WAIT:?}"),
+            }
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().expect("run kill");
+        assert!(status.success(), "kill {signal} failed");
+    }
+
+    /// Waits at most [`WAIT`] for the process to exit.
+    fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll the process") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "smolcanvas did not exit within {WAIT:?}");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends `draws` from a client alone on the board, then asks the server for the board again,
+/// which proves they reached the hub: returns the client, still connected.
+async fn draw_alone(addr: SocketAddr, draws: &[String]) -> Peer {
+    let mut peer = Peer::connect(addr).await;
+    let (id, data) = peer.expect_state().await;
+    assert_eq!(data, "");
+    for draw in draws {
+        peer.send(draw.as_str()).await;
+    }
+    peer.send(r#"{"type":"canvasRequest"}"#).await;
+    assert_eq!(peer.expect_state().await, (id, String::new()));
+    for draw in draws {
+        assert_eq!(peer.next().await, *draw);
+    }
+    peer
+}
+
+/// What a newcomer alone on the board gets: the snapshot data, then every draw before the answer
+/// to a second `canvasRequest` of its own.
+async fn board_of(addr: SocketAddr) -> (String, Vec<String>) {
+    let mut peer = Peer::connect(addr).await;
+    let (id, data) = peer.expect_state().await;
+    peer.send(r#"{"type":"canvasRequest"}"#).await;
+    let mut draws = Vec::new();
+    loop {
+        let text = peer.next().await;
+        if text.contains(r#""type":"canvasState""#) {
+            assert_eq!(text, canvas_state(&id, &data));
+            break;
+        }
+        draws.push(text);
+    }
+    peer.close().await;
+    (data, draws)
+}
+
+fn journal_lines(dir: &Path) -> usize {
+    std::fs::read_to_string(dir.join("journal.jsonl")).map(|text| text.lines().count()).unwrap_or(0)
+}
+
+#[test]
+fn sigterm_exits_0_and_the_restarted_server_has_the_same_board() {
+    let dir = TempDir::new("restart-term");
+    let draws: Vec<String> = (1..=25).map(draw).collect();
+    let mut process = Process::start(dir.path());
+    smol::block_on(async {
+        let mut peer = draw_alone(process.addr, &draws).await;
+        process.signal("-TERM");
+        let frame = peer.expect_close().await;
+        assert_eq!(frame.code, CloseCode::Away);
+        expect_end(&mut peer.ws).await;
+    });
+    process.wait_line("board flushed");
+    assert_eq!(process.wait_exit().code(), Some(0));
+    assert_eq!(journal_lines(dir.path()), draws.len());
+
+    let mut process = Process::start(dir.path());
+    assert_eq!(smol::block_on(board_of(process.addr)), (String::new(), draws));
+    process.signal("-TERM");
+    assert_eq!(process.wait_exit().code(), Some(0));
+}
+
+#[test]
+fn a_snapshot_and_the_draws_after_it_survive_a_restart() {
+    let dir = TempDir::new("restart-snapshot");
+    let mut process = Process::start(dir.path());
+    let after: Vec<String> = (10..15).map(draw).collect();
+    smol::block_on(async {
+        let mut a = draw_alone(process.addr, &[draw(1), draw(2)]).await;
+        let mut b = Peer::connect(process.addr).await;
+        let id_b = a.expect_request().await;
+        a.send_state(&id_b, &png("kept")).await;
+        assert_eq!(b.expect_state().await, (id_b, png("kept")));
+        for draw in &after {
+            a.send(draw.as_str()).await;
+            assert_eq!(b.next().await, *draw);
+        }
+        a.close().await;
+        b.close().await;
+    });
+    process.signal("-TERM");
+    assert_eq!(process.wait_exit().code(), Some(0));
+
+    let mut process = Process::start(dir.path());
+    assert_eq!(smol::block_on(board_of(process.addr)), (png("kept"), after));
+    process.signal("-TERM");
+    assert_eq!(process.wait_exit().code(), Some(0));
+}
+
+#[test]
+fn a_cleared_board_stays_empty_after_a_restart() {
+    let dir = TempDir::new("restart-clear");
+    let mut process = Process::start(dir.path());
+    smol::block_on(async {
+        let mut a = draw_alone(process.addr, &[draw(1)]).await;
+        let mut b = Peer::connect(process.addr).await;
+        let id_b = a.expect_request().await;
+        a.send_state(&id_b, &png("gone")).await;
+        assert_eq!(b.expect_state().await, (id_b, png("gone")));
+        a.send(draw(2)).await;
+        assert_eq!(b.next().await, draw(2));
+        a.send(r#"{"type":"clear"}"#).await;
+        assert_eq!(b.next().await, r#"{"type":"clear"}"#);
+        a.close().await;
+        b.close().await;
+    });
+    process.signal("-TERM");
+    assert_eq!(process.wait_exit().code(), Some(0));
+    assert!(!dir.path().join("snapshot.txt").exists(), "the snapshot file outlived the clear");
+
+    let process = Process::start(dir.path());
+    assert_eq!(smol::block_on(board_of(process.addr)), (String::new(), vec![]));
+}
+
+#[test]
+fn kill_9_after_a_flush_keeps_the_draws() {
+    let dir = TempDir::new("restart-kill");
+    let draws: Vec<String> = (1..=30).map(draw).collect();
+    let mut process = Process::start(dir.path());
+    let _peer = smol::block_on(draw_alone(process.addr, &draws));
+    let start = Instant::now();
+    while journal_lines(dir.path()) < draws.len() {
+        assert!(start.elapsed() < WAIT, "the journal has {} lines, not {}", journal_lines(dir.path()), draws.len());
+        thread::sleep(Duration::from_millis(10));
+    }
+    process.signal("-KILL");
+    assert_eq!(process.wait_exit().code(), None, "killed by a signal");
+
+    let process = Process::start(dir.path());
+    assert_eq!(smol::block_on(board_of(process.addr)), (String::new(), draws));
+}
+
+#[test]
+fn invalid_flag_value_exits_2_with_a_one_line_error() {
+    let output = Command::new(BIN).args(["--ping-interval", "abc"]).output().expect("run smolcanvas");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "stderr: {stderr:?}");
+    assert!(stderr.contains("--ping-interval") && stderr.contains("\"abc\""), "stderr: {stderr:?}");
+    assert!(output.stdout.is_empty());
+}
