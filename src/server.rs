@@ -375,10 +375,36 @@ fn signal_name(signal: async_signal::Signal) -> &'static str {
     }
 }
 
+/// Raises the soft limit on open files towards the hard limit (as Go does),
+/// since each client is one file descriptor and many systems start at 1024;
+/// warns when the limit still cannot hold `max_clients`.
+pub fn raise_fd_limit(max_clients: usize) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let wanted = max_clients as u64 + 64;
+    let target = match limit.maximum {
+        Some(hard) => hard.min(wanted.max(limit.current.unwrap_or(0))),
+        None => wanted,
+    };
+    let mut current = limit.current;
+    if current.is_some_and(|soft| soft < target) {
+        match setrlimit(Resource::Nofile, Rlimit { current: Some(target), maximum: limit.maximum }) {
+            Ok(()) => current = Some(target),
+            Err(err) => warn!("cannot raise the open-file limit to {target}: {err}"),
+        }
+    }
+    if let Some(soft) = current.filter(|soft| *soft < wanted) {
+        warn!(
+            "open-file limit is {soft}: fewer than --max-clients {max_clients} clients can connect (raise it, e.g. LimitNOFILE= in the systemd unit)"
+        );
+    }
+}
+
 /// Runs `app` on `config` until SIGINT/SIGTERM: binds, runs `config.threads`
 /// executor threads, shuts down gracefully. What the binary and examples call.
 pub fn run<A: App>(config: ServerConfig, app: A) -> io::Result<()> {
     let threads = config.threads;
+    raise_fd_limit(config.max_clients);
     let server = Server::bind(config, app)?;
     let wire = server.shutdown_wire();
     let executor: Arc<Executor<'static>> = Arc::new(Executor::new());
