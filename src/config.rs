@@ -34,6 +34,17 @@ pub struct ServerConfig {
     pub allow_origins: Vec<String>,
     /// Executor threads.
     pub threads: usize,
+    /// Certificate chain and key for TLS on the one port; plain TCP when `None`.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files that switch the port to TLS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain (leaf first), PEM.
+    pub cert: PathBuf,
+    /// Private key (PKCS#8, PKCS#1 or SEC1), PEM.
+    pub key: PathBuf,
 }
 
 /// Settings of the canvas application: board store, sync and per-client limits.
@@ -86,6 +97,13 @@ pub enum ConfigError {
     UnknownFlag(String),
     /// A flag given without its value.
     MissingValue(&'static str),
+    /// One flag of a pair that must come together.
+    Unpaired {
+        /// The flag given.
+        given: &'static str,
+        /// The flag missing.
+        missing: &'static str,
+    },
     /// A value that does not parse or is out of range.
     Invalid {
         /// The flag (`--ping-interval`).
@@ -102,6 +120,7 @@ impl fmt::Display for ConfigError {
         match self {
             ConfigError::UnknownFlag(flag) => write!(f, "unknown flag {flag} (see --help)"),
             ConfigError::MissingValue(flag) => write!(f, "--{flag} needs a value"),
+            ConfigError::Unpaired { given, missing } => write!(f, "--{given} needs --{missing} too"),
             ConfigError::Invalid { flag, value, expected } => {
                 write!(f, "invalid value {value:?} for --{flag}: expected {expected}")
             }
@@ -137,6 +156,8 @@ const FLAGS: &[Flag] = &[
         default: "",
         help: "extra allowed Origin, repeatable (e.g. https://draw.example.org)",
     },
+    Flag { name: "tls-cert", metavar: "FILE", default: "", help: "PEM certificate chain: serve https:// and wss://" },
+    Flag { name: "tls-key", metavar: "FILE", default: "", help: "PEM private key for --tls-cert" },
     Flag { name: "threads", metavar: "N", default: "1", help: "executor threads" },
     Flag {
         name: "log-level",
@@ -278,6 +299,16 @@ fn origin_ok(origin: &str) -> bool {
     (origin.starts_with("http://") || origin.starts_with("https://")) && !origin.ends_with('/')
 }
 
+fn tls_files(values: &Values) -> Result<Option<TlsFiles>, ConfigError> {
+    let (cert, key) = (values.raw("tls-cert"), values.raw("tls-key"));
+    match (cert.is_empty(), key.is_empty()) {
+        (true, true) => Ok(None),
+        (false, false) => Ok(Some(TlsFiles { cert: cert.into(), key: key.into() })),
+        (false, true) => Err(ConfigError::Unpaired { given: "tls-cert", missing: "tls-key" }),
+        (true, false) => Err(ConfigError::Unpaired { given: "tls-key", missing: "tls-cert" }),
+    }
+}
+
 impl Config {
     /// Reads the process's arguments (without the program name) and environment.
     pub fn from_env_and_args(args: impl IntoIterator<Item = String>) -> Result<Command, ConfigError> {
@@ -318,6 +349,7 @@ impl Config {
             shutdown_grace: values.seconds("shutdown-grace")?,
             allow_origins,
             threads: values.parse("threads", "a number of threads from 1 to 256", |n: &usize| (1..=256).contains(n))?,
+            tls: tls_files(&values)?,
         };
         let canvas = CanvasConfig {
             data_dir: PathBuf::from(values.raw("data-dir")),
@@ -408,6 +440,12 @@ mod tests {
         assert_eq!(parse(&["--listen"], &[]).unwrap_err(), ConfigError::MissingValue("listen"));
         assert!(parse(&["--max-clients", "0"], &[]).is_err());
         assert!(parse(&["--allow-origin", "evil.example"], &[]).is_err());
+        assert_eq!(
+            parse(&["--tls-cert", "cert.pem"], &[]).unwrap_err(),
+            ConfigError::Unpaired { given: "tls-cert", missing: "tls-key" }
+        );
+        let config = run(&["--tls-cert", "c.pem", "--tls-key", "k.pem"], &[]);
+        assert_eq!(config.server.tls, Some(TlsFiles { cert: "c.pem".into(), key: "k.pem".into() }));
     }
 
     #[test]

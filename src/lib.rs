@@ -14,13 +14,15 @@ pub mod metrics;
 pub mod outbox;
 pub mod server;
 pub mod stream;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod tripwire;
 
 pub use canvas::Canvas;
-pub use config::{CanvasConfig, Config, ServerConfig};
+pub use config::{CanvasConfig, Config, ServerConfig, TlsFiles};
 pub use connection::Connection;
 pub use outbox::{Outbox, OutboxReceiver, outbox};
-pub use server::{App, Server};
+pub use server::{App, Server, ServerError};
 pub use tripwire::Tripwire;
 
 /// Re-exported so apps can name messages and close codes.

@@ -1,7 +1,8 @@
 //! The `smolcanvas` binary: read the configuration, start logging, serve the canvas, exit.
 //!
 //! Exit codes: 0 after a clean shutdown, 1 when the server cannot start or
-//! fails, 2 for an invalid flag or environment value.
+//! fails, 2 for an invalid flag or environment value (or TLS files that
+//! cannot be used).
 
 use std::process::ExitCode;
 
@@ -36,6 +37,10 @@ fn main() -> ExitCode {
     };
     match server::run(config.server, canvas) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.is_config() => {
+            error!("{err}");
+            ExitCode::from(2)
+        }
         Err(err) => {
             error!("server failed: {err}");
             ExitCode::FAILURE

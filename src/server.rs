@@ -8,9 +8,10 @@
 //! shutdown, stops accepting, closes every client with 1001, waits a bounded
 //! time for them and then lets the app flush its state.
 
+use std::fmt;
 use std::future::Future;
 use std::io;
-use std::net::{Shutdown, SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -27,7 +28,7 @@ use crate::config::ServerConfig;
 use crate::connection::Connection;
 use crate::http::{self, HeadError, RequestHead, Route, Status};
 use crate::metrics::{Metrics, RejectReason, add};
-use crate::stream::Stream;
+use crate::stream::{Stream, TcpStream};
 use crate::tripwire::Tripwire;
 
 /// An application served by the core: a page, health text, metrics, and a WebSocket handler.
@@ -58,12 +59,52 @@ pub trait App: Send + Sync + 'static {
     }
 }
 
+/// Why the server could not start or stopped with an error.
+#[derive(Debug)]
+pub enum ServerError {
+    /// Binding or serving failed.
+    Io(io::Error),
+    /// The TLS certificate or key cannot be used.
+    #[cfg(feature = "tls")]
+    Tls(crate::tls::TlsError),
+    /// TLS files were given to a build without the `tls` feature.
+    TlsNotBuilt,
+}
+
+impl ServerError {
+    /// Whether the configuration is at fault (the binary exits with 2 then).
+    pub fn is_config(&self) -> bool {
+        !matches!(self, ServerError::Io(_))
+    }
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerError::Io(err) => write!(f, "{err}"),
+            #[cfg(feature = "tls")]
+            ServerError::Tls(err) => write!(f, "{err}"),
+            ServerError::TlsNotBuilt => write!(f, "--tls-cert given, but this build has no TLS (cargo feature `tls`)"),
+        }
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+impl From<io::Error> for ServerError {
+    fn from(err: io::Error) -> Self {
+        ServerError::Io(err)
+    }
+}
+
 /// State shared by the listener and every connection task.
 pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) shutdown: Tripwire,
     ws_config: WebSocketConfig,
+    #[cfg(feature = "tls")]
+    tls: Option<futures_rustls::TlsAcceptor>,
     /// WebSocket clients admitted (the `max-clients` gate).
     clients: AtomicUsize,
     /// Connection tasks alive, and an event when one ends.
@@ -102,11 +143,23 @@ pub struct Server<A: App> {
 }
 
 impl<A: App> Server<A> {
-    /// Binds `config.listen` (port 0 picks a free port).
-    pub fn bind(config: ServerConfig, app: A) -> io::Result<Self> {
+    /// Binds `config.listen` (port 0 picks a free port) and loads the TLS
+    /// certificate, if any.
+    pub fn bind(config: ServerConfig, app: A) -> Result<Self, ServerError> {
+        #[cfg(feature = "tls")]
+        let tls = match &config.tls {
+            Some(files) => Some(crate::tls::acceptor(&files.cert, &files.key).map_err(ServerError::Tls)?),
+            None => None,
+        };
+        #[cfg(not(feature = "tls"))]
+        if config.tls.is_some() {
+            return Err(ServerError::TlsNotBuilt);
+        }
         let listener = Async::<TcpListener>::bind(config.listen)?;
         let shared = Arc::new(Shared {
             ws_config: websocket_config(config.max_message_bytes),
+            #[cfg(feature = "tls")]
+            tls,
             config,
             metrics: Arc::new(Metrics::default()),
             shutdown: Tripwire::new(),
@@ -142,7 +195,8 @@ impl<A: App> Server<A> {
     /// Connection tasks run on `executor`.
     pub async fn run(self, executor: &Executor<'static>) -> io::Result<()> {
         let addr = self.local_addr()?;
-        info!("listening on http://{addr} (WebSocket at ws://{addr}{})", http::WS_PATH);
+        let (http, ws) = if self.shared.config.tls.is_some() { ("https", "wss") } else { ("http", "ws") };
+        info!("listening on {http}://{addr} (WebSocket at {ws}://{addr}{})", http::WS_PATH);
         let background = executor.spawn(self.app.clone().background());
         let shared = &self.shared;
         loop {
@@ -156,7 +210,7 @@ impl<A: App> Server<A> {
                 None => break,
                 Some(Ok((io, peer))) => {
                     let _ = io.get_ref().set_nodelay(true);
-                    let stream = Stream::new(io);
+                    let stream = TcpStream::new(io);
                     shared.tasks.fetch_add(1, Ordering::AcqRel);
                     let task = TaskGuard(shared.clone());
                     let (app, shared) = (self.app.clone(), shared.clone());
@@ -230,17 +284,28 @@ enum Handshake {
     Upgraded(RequestHead, Vec<u8>, ClientSlot),
 }
 
-async fn handle<A: App>(mut stream: Stream, peer: SocketAddr, app: Arc<A>, shared: Arc<Shared>) {
+async fn handle<A: App>(tcp: TcpStream, peer: SocketAddr, app: Arc<A>, shared: Arc<Shared>) {
     let timeout = shared.config.handshake_timeout;
-    let bounded = handshake(&mut stream, peer, &app, &shared).or(async {
+    // The TLS handshake, the request head and the upgrade share one time bound.
+    let bounded = async {
+        let mut stream = match open(tcp, peer, &shared).await {
+            Some(stream) => stream,
+            None => return None,
+        };
+        match handshake(&mut stream, peer, &app, &shared).await {
+            Handshake::Done => None,
+            Handshake::Upgraded(head, leftover, slot) => Some((stream, head, leftover, slot)),
+        }
+    };
+    let timed_out = async {
         Timer::after(timeout).await;
         shared.metrics.reject(RejectReason::Timeout);
         info!("{peer}: closed: request head and upgrade not complete within {timeout:?}");
-        Handshake::Done
-    });
-    match bounded.await {
-        Handshake::Done => {}
-        Handshake::Upgraded(head, leftover, slot) => {
+        None
+    };
+    match bounded.or(timed_out).await {
+        None => {}
+        Some((stream, head, leftover, slot)) => {
             debug!("{peer}: upgraded {}", head.path);
             let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(shared.ws_config)).await;
             let conn = Connection::new(ws, peer, head.path, head.query, shared.clone());
@@ -249,6 +314,27 @@ async fn handle<A: App>(mut stream: Stream, peer: SocketAddr, app: Arc<A>, share
             debug!("{peer}: connection over");
         }
     }
+}
+
+/// Plain TCP as it is, or the TLS handshake when the server has a certificate.
+async fn open(tcp: TcpStream, peer: SocketAddr, shared: &Shared) -> Option<Stream> {
+    #[cfg(feature = "tls")]
+    if let Some(acceptor) = &shared.tls {
+        use crate::tls::{Accepted, accept};
+        return match accept(acceptor, tcp, peer).await {
+            Accepted::Tls(stream) => Some(stream),
+            Accepted::Plain(mut stream) => {
+                shared.metrics.reject(RejectReason::BadRequest);
+                let body = b"400 Bad Request: this port speaks HTTPS; use https:// (or wss://)\n";
+                respond(&mut stream, http::response(Status::BadRequest, "text/plain; charset=utf-8", "", body, false))
+                    .await;
+                None
+            }
+            Accepted::Failed => None,
+        };
+    }
+    let _ = (peer, shared);
+    Some(Stream::Tcp(tcp))
 }
 
 async fn handshake<A: App>(stream: &mut Stream, peer: SocketAddr, app: &Arc<A>, shared: &Arc<Shared>) -> Handshake {
@@ -337,8 +423,8 @@ async fn respond(stream: &mut Stream, bytes: Vec<u8>) {
     if stream.write_all(&bytes).await.is_err() {
         return;
     }
-    let _ = stream.flush().await;
-    let _ = stream.get_ref().shutdown(Shutdown::Write);
+    // TLS sends close_notify here; both then shut down the TCP write half.
+    let _ = stream.close().await;
     let mut sink = [0u8; 1024];
     let drain = async {
         let mut total = 0;
@@ -402,7 +488,7 @@ pub fn raise_fd_limit(max_clients: usize) {
 
 /// Runs `app` on `config` until SIGINT/SIGTERM: binds, runs `config.threads`
 /// executor threads, shuts down gracefully. What the binary and examples call.
-pub fn run<A: App>(config: ServerConfig, app: A) -> io::Result<()> {
+pub fn run<A: App>(config: ServerConfig, app: A) -> Result<(), ServerError> {
     let threads = config.threads;
     raise_fd_limit(config.max_clients);
     let server = Server::bind(config, app)?;
@@ -427,7 +513,7 @@ pub fn run<A: App>(config: ServerConfig, app: A) -> io::Result<()> {
     for worker in workers {
         let _ = worker.join();
     }
-    result
+    Ok(result?)
 }
 
 /// Waits for a future, at most `duration`; `None` if time ran out.

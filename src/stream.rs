@@ -1,14 +1,13 @@
-//! The byte stream under a connection: a TCP socket that retries a read only
-//! after the reactor has reported it readable.
+//! The byte stream under a connection: plain TCP or TLS over it.
 //!
-//! `async-io` tries the read syscall first on every poll. A connection task
-//! is woken for every outgoing message and polls its read side each time, so
-//! that would cost one `EAGAIN` syscall per delivered message. This stream
-//! remembers that the last read would have blocked and waits for the
-//! reactor's readiness event before reading again.
+//! [`TcpStream`] retries a read only after the reactor has reported the
+//! socket readable. `async-io` tries the read syscall first on every poll; a
+//! connection task is woken for every outgoing message and polls its read
+//! side each time, so that would cost one `EAGAIN` syscall per delivered
+//! message.
 
 use std::io::{self, Read};
-use std::net::TcpStream;
+use std::net;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -17,24 +16,38 @@ use smol::Async;
 
 /// A non-blocking TCP stream registered with the smol reactor.
 #[derive(Debug)]
-pub struct Stream {
-    io: Async<TcpStream>,
+pub struct TcpStream {
+    io: Async<net::TcpStream>,
     read_blocked: bool,
 }
 
-impl Stream {
+impl TcpStream {
     /// Wraps an accepted socket.
-    pub fn new(io: Async<TcpStream>) -> Self {
-        Stream { io, read_blocked: false }
+    pub fn new(io: Async<net::TcpStream>) -> Self {
+        TcpStream { io, read_blocked: false }
     }
 
     /// The socket.
-    pub fn get_ref(&self) -> &TcpStream {
+    pub fn get_ref(&self) -> &net::TcpStream {
         self.io.get_ref()
+    }
+
+    /// The first byte the peer sent, without consuming it; `None` if it closed.
+    pub async fn peek_first_byte(&self) -> io::Result<Option<u8>> {
+        let mut byte = [0u8; 1];
+        loop {
+            self.io.readable().await?;
+            match self.io.get_ref().peek(&mut byte) {
+                Ok(0) => return Ok(None),
+                Ok(_) => return Ok(Some(byte[0])),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(err) => return Err(err),
+            }
+        }
     }
 }
 
-impl AsyncRead for Stream {
+impl AsyncRead for TcpStream {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         loop {
@@ -50,7 +63,7 @@ impl AsyncRead for Stream {
     }
 }
 
-impl AsyncWrite for Stream {
+impl AsyncWrite for TcpStream {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.io).poll_write(cx, buf)
     }
@@ -59,7 +72,66 @@ impl AsyncWrite for Stream {
         Pin::new(&mut self.io).poll_flush(cx)
     }
 
+    /// Flushes, then shuts down the write half (async-io's own close only flushes).
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_close(cx)
+        ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+        Poll::Ready(self.io.get_ref().shutdown(net::Shutdown::Write))
+    }
+}
+
+/// A client connection: plain TCP, or TLS when the server has a certificate.
+#[derive(Debug)]
+pub enum Stream {
+    /// Plain TCP.
+    Tcp(TcpStream),
+    /// TLS over TCP.
+    #[cfg(feature = "tls")]
+    Tls(Box<futures_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// The TCP socket underneath.
+    pub fn tcp(&self) -> &net::TcpStream {
+        match self {
+            Stream::Tcp(tcp) => tcp.get_ref(),
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.get_ref().0.get_ref(),
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(tcp) => Pin::new(tcp).poll_flush(cx),
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(tcp) => Pin::new(tcp).poll_close(cx),
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_close(cx),
+        }
     }
 }
