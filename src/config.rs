@@ -36,6 +36,8 @@ pub struct ServerConfig {
     pub threads: usize,
     /// Certificate chain and key for TLS on the one port; plain TCP when `None`.
     pub tls: Option<TlsFiles>,
+    /// When set, `/`, `/ws` and `/metrics` need this key (`/healthz` stays open).
+    pub access_key: Option<String>,
 }
 
 /// The PEM files that switch the port to TLS.
@@ -158,6 +160,12 @@ const FLAGS: &[Flag] = &[
     },
     Flag { name: "tls-cert", metavar: "FILE", default: "", help: "PEM certificate chain: serve https:// and wss://" },
     Flag { name: "tls-key", metavar: "FILE", default: "", help: "PEM private key for --tls-cert" },
+    Flag {
+        name: "access-key",
+        metavar: "KEY",
+        default: "",
+        help: "require this key for the page, /ws and /metrics (prefer the env var)",
+    },
     Flag { name: "threads", metavar: "N", default: "1", help: "executor threads" },
     Flag {
         name: "log-level",
@@ -299,6 +307,20 @@ fn origin_ok(origin: &str) -> bool {
     (origin.starts_with("http://") || origin.starts_with("https://")) && !origin.ends_with('/')
 }
 
+fn access_key(values: &Values) -> Result<Option<String>, ConfigError> {
+    let key = values.raw("access-key");
+    let url_safe = |b: u8| b.is_ascii_alphanumeric() || b"-._~".contains(&b);
+    match key.len() {
+        0 => Ok(None),
+        1..=256 if key.bytes().all(url_safe) => Ok(Some(key)),
+        _ => Err(ConfigError::Invalid {
+            flag: "access-key",
+            value: "(hidden)".to_string(),
+            expected: "1 to 256 characters from A-Z a-z 0-9 - . _ ~",
+        }),
+    }
+}
+
 fn tls_files(values: &Values) -> Result<Option<TlsFiles>, ConfigError> {
     let (cert, key) = (values.raw("tls-cert"), values.raw("tls-key"));
     match (cert.is_empty(), key.is_empty()) {
@@ -350,6 +372,7 @@ impl Config {
             allow_origins,
             threads: values.parse("threads", "a number of threads from 1 to 256", |n: &usize| (1..=256).contains(n))?,
             tls: tls_files(&values)?,
+            access_key: access_key(&values)?,
         };
         let canvas = CanvasConfig {
             data_dir: PathBuf::from(values.raw("data-dir")),

@@ -149,6 +149,8 @@ pub enum Route {
 pub enum Status {
     /// 200
     Ok,
+    /// 303
+    SeeOther,
     /// 400
     BadRequest,
     /// 401
@@ -172,6 +174,7 @@ impl Status {
     pub fn code(self) -> u16 {
         match self {
             Status::Ok => 200,
+            Status::SeeOther => 303,
             Status::BadRequest => 400,
             Status::Unauthorized => 401,
             Status::Forbidden => 403,
@@ -187,6 +190,7 @@ impl Status {
     pub fn reason(self) -> &'static str {
         match self {
             Status::Ok => "OK",
+            Status::SeeOther => "See Other",
             Status::BadRequest => "Bad Request",
             Status::Unauthorized => "Unauthorized",
             Status::Forbidden => "Forbidden",
@@ -203,6 +207,7 @@ impl Status {
         match self {
             Status::Forbidden => RejectReason::Origin,
             Status::Unavailable => RejectReason::MaxClients,
+            Status::Unauthorized => RejectReason::Unauthorized,
             Status::HeadTooLarge => RejectReason::HeadTooLarge,
             _ => RejectReason::BadRequest,
         }
@@ -269,6 +274,47 @@ pub fn origin_allowed(head: &RequestHead, allow_origins: &[String]) -> bool {
     };
     let without_default = |h: &'_ str| -> String { h.strip_suffix(default_port).unwrap_or(h).to_ascii_lowercase() };
     without_default(bare) == without_default(host)
+}
+
+/// Name of the cookie that carries the access key.
+pub const KEY_COOKIE: &str = "smolcanvas_key";
+
+/// The access key a request presents: `?key=`, the cookie, or `Authorization: Bearer`.
+pub fn presented_key(head: &RequestHead) -> Option<&str> {
+    let from_query = head.query.as_deref().and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("key=")));
+    let from_cookie = || {
+        head.headers
+            .iter()
+            .filter(|(name, _)| name == "cookie")
+            .flat_map(|(_, value)| value.split(';'))
+            .find_map(|pair| pair.trim().strip_prefix(KEY_COOKIE)?.strip_prefix('='))
+    };
+    let from_bearer = || head.header("authorization")?.strip_prefix("Bearer ").map(str::trim);
+    from_query.or_else(from_cookie).or_else(from_bearer)
+}
+
+/// Compares two keys in time that depends only on their lengths, not on where they differ.
+pub fn keys_match(given: &str, expected: &str) -> bool {
+    let (given, expected) = (given.as_bytes(), expected.as_bytes());
+    let mut diff = given.len() ^ expected.len();
+    for (i, byte) in expected.iter().enumerate() {
+        diff |= usize::from(byte ^ given.get(i).copied().unwrap_or(0));
+    }
+    diff == 0
+}
+
+/// Whether the key came in the query string (the page then sets the cookie).
+pub fn key_in_query(head: &RequestHead) -> bool {
+    head.query.as_deref().is_some_and(|q| q.split('&').any(|pair| pair.starts_with("key=")))
+}
+
+/// `303` to `/` that stores the key in an HttpOnly cookie, so it leaves the address bar.
+pub fn key_cookie_redirect(key: &str, secure: bool) -> Vec<u8> {
+    let secure = if secure { "; Secure" } else { "" };
+    let headers = format!(
+        "Location: /\r\nSet-Cookie: {KEY_COOKIE}={key}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000{secure}\r\n"
+    );
+    response(Status::SeeOther, "text/plain; charset=utf-8", &headers, b"303 See Other\n", false)
 }
 
 /// The `Sec-WebSocket-Accept` value for a client's key (RFC 6455, section 4.2.2).
@@ -359,6 +405,18 @@ mod tests {
         assert_eq!(route(&head("POST / HTTP/1.1\r\n\r\n"), &[]), Route::Reject(Status::MethodNotAllowed));
         assert_eq!(route(&head("GET /ws HTTP/1.1\r\n\r\n"), &[]), Route::Reject(Status::UpgradeRequired));
         assert!(matches!(route(&head(&format!("{UPGRADE}\r\n")), &[]), Route::Upgrade { .. }));
+    }
+
+    #[test]
+    fn access_keys() {
+        let key = |text: &str| presented_key(&head(text)).map(str::to_string);
+        assert_eq!(key("GET /?a=1&key=s3cret HTTP/1.1\r\n\r\n").as_deref(), Some("s3cret"));
+        assert_eq!(key("GET / HTTP/1.1\r\nCookie: x=1; smolcanvas_key=abc\r\n\r\n").as_deref(), Some("abc"));
+        assert_eq!(key("GET /metrics HTTP/1.1\r\nAuthorization: Bearer tok\r\n\r\n").as_deref(), Some("tok"));
+        assert_eq!(key("GET / HTTP/1.1\r\n\r\n"), None);
+        assert!(keys_match("s3cret", "s3cret"));
+        assert!(!keys_match("s3cre", "s3cret") && !keys_match("s3cretX", "s3cret") && !keys_match("", "s3cret"));
+        assert!(!keys_match("S3cret", "s3cret"));
     }
 
     #[test]

@@ -16,16 +16,19 @@ pub enum RejectReason {
     HeadTooLarge,
     /// The head or the upgrade did not complete in time.
     Timeout,
+    /// A wrong or missing access key: 401.
+    Unauthorized,
 }
 
 impl RejectReason {
     /// Every reason, in the order `/metrics` lists them.
-    pub const ALL: [RejectReason; 5] = [
+    pub const ALL: [RejectReason; 6] = [
         RejectReason::MaxClients,
         RejectReason::Origin,
         RejectReason::BadRequest,
         RejectReason::HeadTooLarge,
         RejectReason::Timeout,
+        RejectReason::Unauthorized,
     ];
 
     /// The label value used in `/metrics`.
@@ -36,6 +39,7 @@ impl RejectReason {
             RejectReason::BadRequest => "bad_request",
             RejectReason::HeadTooLarge => "head_too_large",
             RejectReason::Timeout => "timeout",
+            RejectReason::Unauthorized => "unauthorized",
         }
     }
 }

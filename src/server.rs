@@ -363,6 +363,11 @@ async fn handshake<A: App>(stream: &mut Stream, peer: SocketAddr, app: &Arc<A>, 
     };
     let head_only = head.method == "HEAD";
     let route = http::route(&head, &shared.config.allow_origins);
+    if let Some(reply) = check_access(&head, &route, shared, peer) {
+        add(&shared.metrics.http_requests, 1);
+        respond(stream, reply).await;
+        return Handshake::Done;
+    }
     let reply = match route {
         Route::Upgrade { key } => return upgrade(stream, peer, head, leftover, &key, shared).await,
         Route::Page => http::response(Status::Ok, "text/html; charset=utf-8", "", app.page().as_bytes(), head_only),
@@ -388,6 +393,30 @@ async fn handshake<A: App>(stream: &mut Stream, peer: SocketAddr, app: &Arc<A>, 
     add(&shared.metrics.http_requests, 1);
     respond(stream, reply).await;
     Handshake::Done
+}
+
+/// With an access key set, the page, `/ws` and `/metrics` need it: `None`
+/// lets the request through, `Some` is the answer instead (401, or the 303
+/// that moves a `?key=` on the page into a cookie).
+fn check_access(head: &RequestHead, route: &Route, shared: &Shared, peer: SocketAddr) -> Option<Vec<u8>> {
+    let expected = shared.config.access_key.as_deref()?;
+    if !matches!(route, Route::Page | Route::Metrics | Route::Upgrade { .. }) {
+        return None;
+    }
+    match http::presented_key(head) {
+        Some(given) if http::keys_match(given, expected) => {
+            let redirect = *route == Route::Page && http::key_in_query(head);
+            redirect.then(|| http::key_cookie_redirect(expected, shared.config.tls.is_some()))
+        }
+        given => {
+            shared.metrics.reject(RejectReason::Unauthorized);
+            let what = if given.is_some() { "wrong" } else { "no" };
+            info!("{peer}: 401 on {} {}: {what} access key", head.method, head.path);
+            let body = b"401 Unauthorized: this board needs its access key; open the link you were given (it ends in ?key=...)\n";
+            let extra = "WWW-Authenticate: Bearer realm=\"smolcanvas\"\r\n";
+            Some(http::response(Status::Unauthorized, "text/plain; charset=utf-8", extra, body, head.method == "HEAD"))
+        }
+    }
 }
 
 async fn upgrade(
