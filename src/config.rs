@@ -68,6 +68,9 @@ pub struct CanvasConfig {
     pub outbox_bytes: usize,
     /// Journal length (draws) at which the server asks a peer for a snapshot.
     pub journal_limit: usize,
+    /// Peers that may be sending a snapshot at once (each may hold up to
+    /// `max_snapshot_bytes` in memory while it arrives).
+    pub max_snapshot_uploads: usize,
 }
 
 /// Everything the `smolcanvas` binary (and the examples) can be told.
@@ -177,6 +180,7 @@ const FLAGS: &[Flag] = &[
     Flag { name: "sync-timeout", metavar: "SECS", default: "2", help: "time a peer has to answer a canvasRequest" },
     Flag { name: "flush-interval", metavar: "SECS", default: "1", help: "how often new strokes are written to disk" },
     Flag { name: "max-snapshot-bytes", metavar: "N", default: "8388608", help: "largest canvasState data URL" },
+    Flag { name: "max-snapshot-uploads", metavar: "N", default: "8", help: "peers that may send a snapshot at once" },
     Flag { name: "rate-limit", metavar: "N", default: "1000", help: "draws per second per client (sustained)" },
     Flag { name: "rate-burst", metavar: "N", default: "2000", help: "draws per client in a burst" },
     Flag {
@@ -383,6 +387,7 @@ impl Config {
             rate_burst: values.parse("rate-burst", "a number, at least 1", |n: &f64| n.is_finite() && *n >= 1.0)?,
             outbox_bytes: values.parse("outbox-bytes", "a number of bytes, at least 1024", |n: &usize| *n >= 1024)?,
             journal_limit: values.count("journal-limit")?,
+            max_snapshot_uploads: values.count("max-snapshot-uploads")?,
         };
         Ok(Command::Run(Box::new(Config { server, canvas, log_level })))
     }

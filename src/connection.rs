@@ -21,6 +21,7 @@ use futures_sink::Sink;
 use log::{debug, info};
 use smol::Timer;
 
+use crate::limit::{Guarded, MessageLimit, MessageTooBig};
 use crate::metrics::{Metrics, add};
 use crate::outbox::OutboxReceiver;
 use crate::server::{Shared, timeout};
@@ -44,7 +45,8 @@ enum State {
 /// (close 1002, 1007, 1009) are handled inside; the app only sees text and
 /// binary messages.
 pub struct Connection {
-    ws: WebSocketStream<Stream>,
+    ws: WebSocketStream<Guarded<Stream>>,
+    limit: MessageLimit,
     peer: SocketAddr,
     path: String,
     query: Option<String>,
@@ -65,7 +67,8 @@ enum Wake {
 
 impl Connection {
     pub(crate) fn new(
-        ws: WebSocketStream<Stream>,
+        ws: WebSocketStream<Guarded<Stream>>,
+        limit: MessageLimit,
         peer: SocketAddr,
         path: String,
         query: Option<String>,
@@ -77,6 +80,7 @@ impl Connection {
         let shutdown = shared.shutdown.listener();
         Connection {
             ws,
+            limit,
             peer,
             path,
             query,
@@ -102,6 +106,12 @@ impl Connection {
     /// The query string of the upgrade request, if any.
     pub fn query(&self) -> Option<&str> {
         self.query.as_deref()
+    }
+
+    /// The cap on this client's incoming messages, to lower or raise at any
+    /// time (for example while it owes the server a large message).
+    pub fn message_limit(&self) -> MessageLimit {
+        self.limit.clone()
     }
 
     /// The server's counters.
@@ -212,6 +222,7 @@ impl Connection {
     async fn on_error(&mut self, err: WsError) {
         let (code, reason) = match &err {
             WsError::Capacity(_) => (CloseCode::Size, "message too big"),
+            WsError::Io(io) if MessageTooBig::find(io).is_some() => (CloseCode::Size, "message too big"),
             WsError::Utf8(_) => (CloseCode::Invalid, "invalid UTF-8 in text message"),
             WsError::Protocol(_) => (CloseCode::Protocol, "protocol error"),
             _ => {
@@ -334,7 +345,7 @@ enum WriteError {
 }
 
 async fn write_batch(
-    ws: &mut WebSocketStream<Stream>,
+    ws: &mut WebSocketStream<Guarded<Stream>>,
     first: Message,
     outbox: Option<&OutboxReceiver>,
     metrics: &Metrics,

@@ -10,6 +10,7 @@ pub mod canvas;
 pub mod config;
 pub mod connection;
 pub mod http;
+pub mod limit;
 pub mod metrics;
 pub mod outbox;
 pub mod server;

@@ -27,6 +27,7 @@ use smol::{Async, Executor, Timer};
 use crate::config::ServerConfig;
 use crate::connection::Connection;
 use crate::http::{self, HeadError, RequestHead, Route, Status};
+use crate::limit::{Guarded, MessageLimit};
 use crate::metrics::{Metrics, RejectReason, add};
 use crate::stream::{Stream, TcpStream};
 use crate::tripwire::Tripwire;
@@ -39,6 +40,12 @@ pub trait App: Send + Sync + 'static {
     /// The body of `/healthz` (always status 200).
     fn health(&self) -> String {
         "ok".to_string()
+    }
+
+    /// The largest message a new connection may send before the app changes
+    /// it through [`Connection::message_limit`] (never above `max-message-bytes`).
+    fn message_limit(&self) -> usize {
+        usize::MAX
     }
 
     /// Appends the app's own metrics (Prometheus text) to `/metrics`.
@@ -307,8 +314,16 @@ async fn handle<A: App>(tcp: TcpStream, peer: SocketAddr, app: Arc<A>, shared: A
         None => {}
         Some((stream, head, leftover, slot)) => {
             debug!("{peer}: upgraded {}", head.path);
-            let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(shared.ws_config)).await;
-            let conn = Connection::new(ws, peer, head.path, head.query, shared.clone());
+            let limit = MessageLimit::new(app.message_limit().min(shared.config.max_message_bytes));
+            let mut guarded = Guarded::new(stream, limit.clone());
+            // Bytes that came with the request head reach tungstenite without a read: check them here.
+            if let Err(too_big) = guarded.inspect(&leftover) {
+                info!("{peer}: closed: {too_big}");
+                return;
+            }
+            let ws =
+                WebSocketStream::from_partially_read(guarded, leftover, Role::Server, Some(shared.ws_config)).await;
+            let conn = Connection::new(ws, limit, peer, head.path, head.query, shared.clone());
             app.serve(conn).await;
             drop(slot);
             debug!("{peer}: connection over");

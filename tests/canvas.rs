@@ -7,9 +7,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use smolcanvas::canvas::CanvasMetrics;
 use smolcanvas::canvas::board::Board as BoardState;
 use smolcanvas::canvas::hub::{Event, Hub};
+use smolcanvas::canvas::{CanvasMetrics, SMALL_MESSAGE_BYTES};
+use smolcanvas::limit::MessageLimit;
 use smolcanvas::{Canvas, CanvasConfig, CloseCode, Message, OutboxReceiver, outbox};
 
 use canvas_common::*;
@@ -643,7 +644,7 @@ fn joins_reaching_the_hub_out_of_id_order_still_get_their_sync() {
         let hub = smol::spawn(hub.run());
         let join = |id| {
             let (tx, rx) = outbox(1 << 20);
-            (Event::Join { id, outbox: tx }, rx)
+            (Event::Join { id, outbox: tx, limit: MessageLimit::new(SMALL_MESSAGE_BYTES) }, rx)
         };
         let answer = |from, client_id: &str| Event::CanvasState { from, client_id: client_id.into(), data: png("1") };
 

@@ -3,99 +3,16 @@
 mod canvas_common;
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::thread;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use smolcanvas::CloseCode;
 
+use canvas_common::process::{BIN, Process};
 use canvas_common::*;
 use common::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_smolcanvas");
-
-/// A running `smolcanvas` process; killed if still running when dropped.
-struct Process {
-    child: Child,
-    addr: SocketAddr,
-    stderr: mpsc::Receiver<String>,
-}
-
-impl Process {
-    /// Starts the binary on a free port with `dir` as its data dir and waits for its `listening on` line.
-    fn start(dir: &Path) -> Process {
-        let mut child = Command::new(BIN)
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir)
-            .args(["--flush-interval", "0.2", "--log-level", "info"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start smolcanvas");
-        let (lines, stderr) = mpsc::channel();
-        let pipe = child.stderr.take().expect("piped stderr");
-        thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                eprintln!("[smolcanvas] {line}");
-                if lines.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut process = Process { child, addr: SocketAddr::from(([127, 0, 0, 1], 0)), stderr };
-        let marker = "listening on http://127.0.0.1:";
-        let line = process.wait_line(marker);
-        let port = line[line.find(marker).unwrap_or_default() + marker.len()..]
-            .split(|c: char| !c.is_ascii_digit())
-            .next()
-            .and_then(|port| port.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {line:?}"));
-        process.addr.set_port(port);
-        process
-    }
-
-    /// The next stderr line containing `text`, failing after [`WAIT`].
-    fn wait_line(&mut self, text: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.stderr.recv_timeout(left) {
-                Ok(line) if line.contains(text) => return line,
-                Ok(_) => {}
-                Err(_) => panic!("no stderr line with {text:?} within {WAIT:?}"),
-            }
-        }
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().expect("run kill");
-        assert!(status.success(), "kill {signal} failed");
-    }
-
-    /// Waits at most [`WAIT`] for the process to exit.
-    fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("poll the process") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "smolcanvas did not exit within {WAIT:?}");
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Sends `draws` from a client alone on the board, then asks the server for the board again,
 /// which proves they reached the hub: returns the client, still connected.
@@ -220,7 +137,7 @@ fn kill_9_after_a_flush_keeps_the_draws() {
     let start = Instant::now();
     while journal_lines(dir.path()) < draws.len() {
         assert!(start.elapsed() < WAIT, "the journal has {} lines, not {}", journal_lines(dir.path()), draws.len());
-        thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(10));
     }
     process.signal("-KILL");
     assert_eq!(process.wait_exit().code(), None, "killed by a signal");

@@ -63,7 +63,7 @@ pub fn serve(canvas: Arc<Canvas>, mut conn: Connection) -> impl Future<Output = 
         let id = canvas.next_client_id();
         let peer = conn.peer_addr();
         let (tx, outbox) = outbox::outbox(canvas.config.outbox_bytes);
-        if canvas.events.send(Event::Join { id, outbox: tx }).await.is_err() {
+        if canvas.events.send(Event::Join { id, outbox: tx, limit: conn.message_limit() }).await.is_err() {
             conn.close(CloseCode::Away, "server shutting down").await;
             return;
         }

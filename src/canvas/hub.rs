@@ -31,6 +31,7 @@ use super::CanvasMetrics;
 use super::board::{Board, StoreOp};
 use super::protocol::{self, SERVER_CLIENT_ID};
 use crate::config::CanvasConfig;
+use crate::limit::MessageLimit;
 use crate::metrics::add;
 use crate::outbox::{Outbox, PushError};
 
@@ -53,6 +54,8 @@ pub enum Event {
         id: ClientId,
         /// Where to put what it should receive.
         outbox: Outbox,
+        /// Its cap on incoming messages, raised while it owes a snapshot.
+        limit: MessageLimit,
     },
     /// A client disconnected.
     Leave {
@@ -96,6 +99,7 @@ pub enum Event {
 struct Client {
     id: ClientId,
     outbox: Outbox,
+    limit: MessageLimit,
     /// Has a complete board (received a canvasState); only such peers are asked.
     synced: bool,
 }
@@ -104,6 +108,16 @@ struct Client {
 enum Target {
     Client(ClientId),
     Server,
+}
+
+impl Target {
+    /// The `clientId` a `canvasRequest` for this target carries.
+    fn id(self) -> String {
+        match self {
+            Target::Client(id) => id.to_string(),
+            Target::Server => SERVER_CLIENT_ID.to_string(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -117,6 +131,15 @@ struct Sync {
     /// Board epoch (bumped by `clear`) when the sync started.
     epoch: u64,
 }
+
+impl Sync {
+    fn target_id(&self) -> String {
+        self.target.id()
+    }
+}
+
+/// Room for the JSON around a snapshot's data URL (`type`, `clientId`).
+const SNAPSHOT_ENVELOPE_BYTES: usize = 1024;
 
 /// The broadcaster actor. Create it with [`Hub::new`], run it with [`Hub::run`].
 pub struct Hub {
@@ -133,6 +156,8 @@ pub struct Hub {
     count_dirty: bool,
     count_sent_at: Option<Instant>,
     compact_at: usize,
+    /// Peers allowed to send a large message (a snapshot) now, and until when.
+    uploads: Vec<(ClientId, Instant)>,
     timer: Timer,
     armed: Option<Instant>,
 }
@@ -161,6 +186,7 @@ impl Hub {
             count_dirty: false,
             count_sent_at: None,
             compact_at,
+            uploads: Vec::new(),
             timer: Timer::never(),
             armed: None,
         };
@@ -202,12 +228,12 @@ impl Hub {
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::Join { id, outbox } => {
+            Event::Join { id, outbox, limit } => {
                 debug!("client {id} joined");
                 // Ids are taken before the Join is sent, so with several executor
                 // threads Joins can arrive out of id order: keep the list sorted.
                 let at = self.clients.partition_point(|c| c.id < id);
-                self.clients.insert(at, Client { id, outbox, synced: false });
+                self.clients.insert(at, Client { id, outbox, limit, synced: false });
                 self.count_dirty = true;
                 self.start_sync(Target::Client(id));
             }
@@ -244,6 +270,7 @@ impl Hub {
     }
 
     fn on_canvas_state(&mut self, from: ClientId, client_id: &str, data: String) {
+        self.end_upload_unless_asked(from, |s| s.target_id() == client_id);
         let target = if client_id == SERVER_CLIENT_ID {
             Some(Target::Server)
         } else {
@@ -358,6 +385,7 @@ impl Hub {
             Target::Client(id) => present(id),
             Target::Server => true,
         });
+        self.uploads.retain(|(id, _)| present(*id));
         let now = Instant::now();
         for sync in &mut self.syncs {
             if sync.asked.is_some_and(|id| !present(id)) {
@@ -393,17 +421,14 @@ impl Hub {
             } else {
                 None
             };
-            match candidate {
+            match candidate.filter(|peer| self.allow_upload(*peer, now)) {
                 Some(peer) => {
                     let sync = &mut self.syncs[index];
                     sync.asked = Some(peer);
                     sync.attempts += 1;
                     sync.deadline = now + self.config.sync_timeout;
                     sync.mark = self.board.next_seq();
-                    let client_id = match target {
-                        Target::Client(id) => id.to_string(),
-                        Target::Server => SERVER_CLIENT_ID.to_string(),
-                    };
+                    let client_id = target.id();
                     // A failed push removes the peer, which makes this sync due again.
                     self.send_to(peer, protocol::canvas_request(&client_id));
                 }
@@ -418,6 +443,40 @@ impl Hub {
                     }
                 }
             }
+        }
+    }
+
+    /// Lets `peer` send one large message (a snapshot) for a while, if fewer
+    /// than `max-snapshot-uploads` peers may do so now. Every other client is
+    /// held to [`super::SMALL_MESSAGE_BYTES`], so stalled half-sent messages
+    /// cannot pile up in memory.
+    fn allow_upload(&mut self, peer: ClientId, now: Instant) -> bool {
+        let until = now + self.config.sync_timeout * 3;
+        if let Some(upload) = self.uploads.iter_mut().find(|(id, _)| *id == peer) {
+            upload.1 = until;
+            return true;
+        }
+        if self.uploads.len() >= self.config.max_snapshot_uploads {
+            debug!("{} peers are already sending snapshots; not asking client {peer}", self.uploads.len());
+            return false;
+        }
+        let Ok(index) = self.clients.binary_search_by_key(&peer, |c| c.id) else {
+            return false;
+        };
+        self.clients[index].limit.set(self.config.max_snapshot_bytes + SNAPSHOT_ENVELOPE_BYTES);
+        self.uploads.push((peer, until));
+        true
+    }
+
+    /// Takes the large-message allowance back from `peer`, unless a pending
+    /// sync (other than those `answered` matches) still waits for it.
+    fn end_upload_unless_asked(&mut self, peer: ClientId, answered: impl Fn(&Sync) -> bool) {
+        if self.syncs.iter().any(|s| s.asked == Some(peer) && !answered(s)) {
+            return;
+        }
+        self.uploads.retain(|(id, _)| *id != peer);
+        if let Ok(index) = self.clients.binary_search_by_key(&peer, |c| c.id) {
+            self.clients[index].limit.set(super::SMALL_MESSAGE_BYTES);
         }
     }
 
@@ -442,6 +501,11 @@ impl Hub {
 
     fn on_time(&mut self, now: Instant) {
         self.advance_due_syncs(now);
+        let expired: Vec<ClientId> =
+            self.uploads.iter().filter(|(_, until)| *until <= now).map(|(id, _)| *id).collect();
+        for id in expired {
+            self.end_upload_unless_asked(id, |_| false);
+        }
         if self.count_dirty {
             let due = self.count_sent_at.map_or(now, |at| at + COUNT_INTERVAL);
             if due <= now {
@@ -459,7 +523,9 @@ impl Hub {
 
     fn arm(&mut self, now: Instant) {
         let count = self.count_dirty.then(|| self.count_sent_at.map_or(now, |at| at + COUNT_INTERVAL));
-        let next = [count, self.flush_at, self.syncs.iter().map(|s| s.deadline).min()].into_iter().flatten().min();
+        let upload = self.uploads.iter().map(|(_, until)| *until).min();
+        let next =
+            [count, self.flush_at, self.syncs.iter().map(|s| s.deadline).min(), upload].into_iter().flatten().min();
         if next != self.armed {
             self.armed = next;
             match next {

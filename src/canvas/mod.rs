@@ -24,6 +24,9 @@ use hub::{Event, Hub};
 
 /// The page served at `/`.
 pub const PAGE: &str = include_str!("../web/index.html");
+/// Largest message a client may send unless the hub asked it for a snapshot:
+/// every other canvas message is well under 1 KiB.
+pub const SMALL_MESSAGE_BYTES: usize = 16 * 1024;
 /// Events that may wait for the hub before client tasks slow down.
 const HUB_MAILBOX: usize = 4096;
 /// How long shutdown waits for the board to reach the disk.
@@ -187,6 +190,10 @@ async fn run_store(mut store: Store, ops: async_channel::Receiver<StoreOp>, metr
 impl App for Canvas {
     fn page(&self) -> &'static str {
         PAGE
+    }
+
+    fn message_limit(&self) -> usize {
+        SMALL_MESSAGE_BYTES
     }
 
     fn write_metrics(&self, out: &mut String) {

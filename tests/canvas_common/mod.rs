@@ -1,6 +1,8 @@
 //! Canvas protocol helpers shared by the canvas and restart tests: a JSON-speaking client, messages, metrics, temp dirs.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

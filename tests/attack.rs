@@ -1,0 +1,268 @@
+//! Abuse against the real binary: stalled half-sent messages, a draw flood, slow request heads, a client that never reads.
+//!
+//! Each test prints what it measured (resident memory, relay latency) so a
+//! run doubles as a report; the assertions are on behaviour and bounds, not
+//! on wall time.
+
+mod canvas_common;
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use smol::net::TcpStream;
+use smolcanvas::server::timeout;
+use smolcanvas::{CloseCode, Message};
+
+use canvas_common::process::Process;
+use canvas_common::*;
+use common::*;
+
+/// Two synced peers: `a` (oldest) and `b`.
+async fn pair(addr: SocketAddr) -> (Peer, Peer) {
+    let mut a = Peer::connect(addr).await;
+    a.expect_state().await;
+    let mut b = Peer::connect(addr).await;
+    let id = a.expect_request().await;
+    a.send_state(&id, &png("AAAA")).await;
+    b.expect_state().await;
+    (a, b)
+}
+
+/// `a` sends one draw, `b` must get it.
+async fn relayed(a: &mut Peer, b: &mut Peer, seq: u32) {
+    a.send(draw(seq)).await;
+    assert_eq!(draw_seq(&b.next().await), seq);
+}
+
+/// Upgrades a raw socket on `/ws`.
+async fn raw_upgrade(addr: SocketAddr) -> TcpStream {
+    let mut tcp = TcpStream::connect(addr).await.expect("connect");
+    tcp.write_all(upgrade_request(addr, RFC_KEY, "").as_bytes()).await.expect("write upgrade");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        bounded("the 101", tcp.read_exact(&mut byte)).await.expect("read the 101");
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    tcp
+}
+
+/// The header of a masked text frame announcing `len` bytes.
+fn text_header(len: u64) -> Vec<u8> {
+    let mut header = vec![0x81, 0x80 | 127];
+    header.extend_from_slice(&len.to_be_bytes());
+    header.extend_from_slice(&[1, 2, 3, 4]);
+    header
+}
+
+/// Reads what the server sends after the upgrade, up to its close; returns the close code if one came.
+async fn close_code(tcp: &mut TcpStream) -> Option<u16> {
+    let mut bytes = Vec::new();
+    let _ = timeout(WAIT, tcp.read_to_end(&mut bytes)).await;
+    let mut at = 0;
+    while at + 2 <= bytes.len() {
+        let (opcode, len) = (bytes[at] & 0x0f, usize::from(bytes[at + 1] & 0x7f));
+        if opcode == 8 && len >= 2 && at + 4 <= bytes.len() {
+            return Some(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+        }
+        at += 2 + len;
+    }
+    None
+}
+
+#[test]
+fn stalled_half_messages_are_refused_at_the_header_and_cost_no_memory() {
+    let dir = TempDir::new("attack-half");
+    let process = Process::start(dir.path());
+    let addr = process.addr;
+    smol::block_on(async {
+        let (mut a, mut b) = pair(addr).await;
+        let before = process.rss_kib();
+
+        // One attacker, read back: the 8 MiB header alone earns a 1009.
+        let mut probe = raw_upgrade(addr).await;
+        probe.write_all(&text_header(8 << 20)).await.expect("write the header");
+        probe.write_all(&vec![b'x'; 16 * 1024]).await.expect("write some payload");
+        assert_eq!(close_code(&mut probe).await, Some(1009), "an unasked client may not start an 8 MiB message");
+
+        // 200 attackers each try to send the first half of an 8 MiB message, then stall.
+        let mut stalled = Vec::new();
+        for _ in 0..200 {
+            let mut tcp = raw_upgrade(addr).await;
+            let half = async {
+                tcp.write_all(&text_header(8 << 20)).await?;
+                tcp.write_all(&vec![b'x'; 4 << 20]).await
+            };
+            let _ = timeout(Duration::from_secs(2), half).await;
+            stalled.push(tcp);
+        }
+        let after = process.rss_kib();
+        for seq in 0..10 {
+            relayed(&mut a, &mut b, seq).await;
+        }
+        println!("RSS before 200 stalled 8 MiB messages: {before} KiB, after: {after} KiB");
+        assert!(after < before + 16 * 1024, "RSS grew from {before} to {after} KiB");
+    });
+}
+
+#[test]
+fn an_asked_peer_may_send_a_large_snapshot_and_nobody_else_may() {
+    let dir = TempDir::new("attack-snapshot");
+    let process = Process::start(dir.path());
+    let addr = process.addr;
+    smol::block_on(async {
+        let (mut a, mut b) = pair(addr).await;
+        let mut c = Peer::connect(addr).await;
+        let id = a.expect_request().await;
+        let big = png(&"A".repeat(2 << 20));
+        a.send_state(&id, &big).await;
+        let (_, data) = c.expect_state().await;
+        assert_eq!(data.len(), big.len(), "the 2 MiB snapshot reached the newcomer");
+
+        // b was not asked: the same message closes it with 1009.
+        b.send(canvas_state(&id, &big)).await;
+        assert_eq!(b.expect_close().await.code, CloseCode::Size);
+        relayed(&mut a, &mut c, 1).await;
+    });
+}
+
+#[test]
+fn a_flood_of_50000_draws_is_cut_off_while_the_others_keep_drawing() {
+    let dir = TempDir::new("attack-flood");
+    let process = Process::start(dir.path());
+    let addr = process.addr;
+    smol::block_on(async {
+        let (mut a, mut b) = pair(addr).await;
+        let quiet = latencies(&mut a, &mut b, 0, 200).await;
+
+        let mut flooder = Peer::connect(addr).await;
+        flooder.expect_state().await;
+        let flood = smol::spawn(async move {
+            let flood_draw = r##"{"type":"draw","color":"#ff0000","startX":1,"startY":2,"endX":3,"endY":4}"##;
+            let mut sent = 0;
+            for _ in 0..50_000 {
+                match timeout(WAIT, flooder.ws.send(Message::text(flood_draw))).await {
+                    Some(Ok(())) => {}
+                    _ => break,
+                }
+                sent += 1;
+            }
+            (sent, flooder)
+        });
+        let during = latencies(&mut a, &mut b, 1000, 200).await;
+        let (sent, mut flooder) = bounded("the flood", flood).await;
+        let close = flooder.expect_close().await;
+        assert_eq!(close.code, CloseCode::Policy, "the flooder is closed for the rate limit");
+        println!(
+            "relay latency median: {:?} quiet, {:?} during a flood of {sent} draws (flooder closed: {})",
+            median(&quiet),
+            median(&during),
+            close.reason
+        );
+        relayed(&mut a, &mut b, 5000).await;
+    });
+}
+
+/// Sends `n` draws from `a` one at a time; returns how long each took to reach `b`, skipping other senders' draws.
+async fn latencies(a: &mut Peer, b: &mut Peer, first: u32, n: u32) -> Vec<Duration> {
+    let mut times = Vec::new();
+    for seq in first..first + n {
+        let start = Instant::now();
+        a.send(draw(seq)).await;
+        loop {
+            let text = b.next().await;
+            if text.contains("#0a0b0c") && draw_seq(&text) == seq {
+                break;
+            }
+        }
+        times.push(start.elapsed());
+    }
+    times
+}
+
+fn median(times: &[Duration]) -> Duration {
+    let mut sorted = times.to_vec();
+    sorted.sort();
+    sorted[sorted.len() / 2]
+}
+
+#[test]
+fn a_thousand_slow_request_heads_hold_no_slots_and_are_closed_by_the_timeout() {
+    smolcanvas::server::raise_fd_limit(3000);
+    let dir = TempDir::new("attack-slow-head");
+    let process = Process::start_with(dir.path(), &["--handshake-timeout", "1", "--max-clients", "10"]);
+    let addr = process.addr;
+    smol::block_on(async {
+        let mut slow = Vec::new();
+        for _ in 0..1000 {
+            let mut tcp = TcpStream::connect(addr).await.expect("connect");
+            tcp.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\n").await.expect("write half a head");
+            slow.push(tcp);
+        }
+        // Upgrades still succeed while the thousand sit there: they hold no client slot.
+        let (mut a, mut b) = pair(addr).await;
+        relayed(&mut a, &mut b, 1).await;
+        let started = Instant::now();
+        for tcp in &mut slow {
+            let mut rest = Vec::new();
+            let read = timeout(WAIT, tcp.read_to_end(&mut rest)).await;
+            assert!(read.is_some(), "a slow head was still open {:?} after the test began waiting", started.elapsed());
+        }
+        let timeouts = metric_with_label(addr, "smolcanvas_upgrades_rejected_total", "timeout").await;
+        println!("1000 slow heads closed within {:?} of each other; timeouts counted: {timeouts}", started.elapsed());
+        assert_eq!(timeouts, 1000);
+    });
+}
+
+#[test]
+fn a_client_that_never_reads_is_closed_and_memory_stays_bounded() {
+    let dir = TempDir::new("attack-never-reads");
+    let flags =
+        ["--outbox-bytes", "65536", "--rate-limit", "100000", "--rate-burst", "100000", "--journal-limit", "1000"];
+    let process = Process::start_with(dir.path(), &flags);
+    let addr = process.addr;
+    smol::block_on(async {
+        let (mut a, mut b) = pair(addr).await;
+        let _never_reads = raw_upgrade(addr).await;
+        let id = a.expect_request().await;
+        a.send_state(&id, &png("AAAA")).await;
+        let before = process.rss_kib();
+        let mut seq = 10;
+        while metric(addr, "smolcanvas_slow_clients_closed_total").await == 0 {
+            for n in seq..seq + 500 {
+                a.send(draw(n)).await;
+            }
+            for n in seq..seq + 500 {
+                assert_eq!(next_draw(&mut b).await, n, "the reading client gets every draw in order");
+            }
+            seq += 500;
+            assert!(seq < 400_000, "the client that never reads was not closed");
+        }
+        let after = process.rss_kib();
+        println!("non-reader evicted after {} draws; RSS {before} KiB before, {after} KiB after", seq - 10);
+        // What may grow: the 64 KiB outbox and the journal, capped at 5 x 1000 draws here.
+        assert!(after < before + 4 * 1024, "RSS grew from {before} to {after} KiB");
+    });
+}
+
+/// The `seq` of the next draw `peer` receives, skipping the server's snapshot requests.
+async fn next_draw(peer: &mut Peer) -> u32 {
+    loop {
+        let text = peer.next().await;
+        if !text.contains("canvasRequest") {
+            return draw_seq(&text);
+        }
+    }
+}
+
+async fn metric_with_label(addr: SocketAddr, name: &str, label: &str) -> u64 {
+    let text = request(addr, "GET", "/metrics").await.text();
+    let prefix = format!("{name}{{reason=\"{label}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix} in /metrics"))
+}
