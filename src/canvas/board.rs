@@ -78,8 +78,8 @@ pub enum StoreOp {
     Rewrite(Vec<Utf8Bytes>),
     /// Remove the snapshot and empty the journal.
     Clear,
-    /// Everything before this is on disk; answer on the channel.
-    Sync(async_channel::Sender<()>),
+    /// Write everything still pending; answer on the channel whether the board is saved.
+    Sync(async_channel::Sender<bool>),
 }
 
 /// What went wrong with the data dir; named in logs.
@@ -101,21 +101,38 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
-/// The files of one data dir.
+/// The files of one data dir, and a mirror of what they should hold.
+///
+/// The mirror (the last snapshot and the draws since, sharing their bytes
+/// with the hub) lets a failed write be retried without losing anything:
+/// after any failure the store is dirty, and the next write, or
+/// [`Store::retry`], rewrites both files whole.
 #[derive(Debug)]
 pub struct Store {
     dir: PathBuf,
     journal: Option<File>,
+    snapshot: Option<Utf8Bytes>,
+    draws: Vec<Utf8Bytes>,
+    dirty: bool,
 }
 
 impl Store {
-    /// Creates the data dir if needed and recovers the board from it.
+    /// Recovers the board from `dir`, creating `dir` if needed.
+    ///
+    /// A data dir that cannot be created holds nothing to lose: the store
+    /// starts empty and dirty, and keeps trying. A board that exists but
+    /// cannot be read is an error, since starting empty would later
+    /// overwrite it.
     pub fn open(dir: &Path) -> Result<(Store, Board), StoreError> {
-        fn err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError + use<> {
+        let err = |action, path: &Path| {
             let path = path.to_path_buf();
             move |source| StoreError { action, path, source }
+        };
+        let mut store = Store { dir: dir.to_path_buf(), journal: None, snapshot: None, draws: Vec::new(), dirty: true };
+        if fs::create_dir_all(dir).is_err() {
+            // The store task reports it and keeps trying.
+            return Ok((store, Board::default()));
         }
-        fs::create_dir_all(dir).map_err(err("creating data dir", dir))?;
         let snapshot_path = dir.join(SNAPSHOT_FILE);
         let snapshot = match fs::read_to_string(&snapshot_path) {
             Ok(data) if data.starts_with(PNG_DATA_URL_PREFIX) => Some(Utf8Bytes::from(data)),
@@ -132,9 +149,13 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => (VecDeque::new(), false),
             Err(e) => return Err(err("reading", &journal_path)(e)),
         };
-        let mut store = Store { dir: dir.to_path_buf(), journal: None };
-        if !clean {
-            store.rewrite_journal(journal.iter()).map_err(err("rewriting", &journal_path))?;
+        store.snapshot = snapshot.clone();
+        store.draws = journal.iter().cloned().collect();
+        store.dirty = false;
+        // A journal that needs rewriting but cannot be written leaves the store
+        // dirty: the store task reports it and keeps trying.
+        if !clean && store.rewrite_journal().is_err() {
+            store.dirty = true;
         }
         info!(
             "board loaded from {}: {} snapshot, {} journaled draw(s)",
@@ -145,34 +166,82 @@ impl Store {
         Ok((store, Board { snapshot, journal, base_seq: 0 }))
     }
 
-    /// Carries out one operation.
+    /// Whether the files lag behind the board (a write failed).
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// Carries out one operation: the mirror first, then the files.
     pub fn apply(&mut self, op: StoreOp) -> Result<(), StoreError> {
-        let journal_path = self.dir.join(JOURNAL_FILE);
-        let snapshot_path = self.dir.join(SNAPSHOT_FILE);
-        let at = |action, path: &PathBuf| {
-            let path = path.clone();
-            move |source| StoreError { action, path, source }
-        };
-        match op {
-            StoreOp::Append(draws) => self.append(&draws).map_err(at("appending to", &journal_path)),
-            StoreOp::Snapshot(data, keep) => {
-                write_atomically(&snapshot_path, |file| file.write_all(data.as_bytes()))
-                    .map_err(at("writing", &snapshot_path))?;
-                self.rewrite_journal(keep.iter()).map_err(at("rewriting", &journal_path))
-            }
-            StoreOp::Rewrite(keep) => self.rewrite_journal(keep.iter()).map_err(at("rewriting", &journal_path)),
-            StoreOp::Clear => {
-                match fs::remove_file(&snapshot_path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(at("removing", &snapshot_path)(e)),
-                }
-                self.rewrite_journal([].iter()).map_err(at("rewriting", &journal_path))
-            }
+        let at = |action, path: PathBuf| move |source| StoreError { action, path, source };
+        let snapshot_changed = match op {
             StoreOp::Sync(done) => {
-                let _ = done.try_send(());
-                Ok(())
+                let result = self.retry();
+                let _ = done.try_send(result.is_ok());
+                return result;
             }
+            StoreOp::Append(draws) => {
+                let appended = if self.dirty { Ok(()) } else { self.append(&draws) };
+                self.draws.extend(draws);
+                if let Err(source) = appended {
+                    self.dirty = true;
+                    return Err(at("appending to", self.dir.join(JOURNAL_FILE))(source));
+                }
+                return self.retry();
+            }
+            StoreOp::Snapshot(data, keep) => {
+                self.snapshot = Some(data);
+                self.draws = keep;
+                true
+            }
+            StoreOp::Rewrite(keep) => {
+                self.draws = keep;
+                false
+            }
+            StoreOp::Clear => {
+                self.snapshot = None;
+                self.draws.clear();
+                true
+            }
+        };
+        if self.dirty {
+            return self.retry();
+        }
+        let written = if snapshot_changed {
+            self.write_snapshot().map_err(at("writing", self.dir.join(SNAPSHOT_FILE)))
+        } else {
+            Ok(())
+        };
+        let written =
+            written.and_then(|()| self.rewrite_journal().map_err(at("rewriting", self.dir.join(JOURNAL_FILE))));
+        if written.is_err() {
+            self.dirty = true;
+        }
+        written
+    }
+
+    /// If a write failed before, writes everything again (creating the dir if needed).
+    pub fn retry(&mut self) -> Result<(), StoreError> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let at = |action, path: PathBuf| move |source| StoreError { action, path, source };
+        fs::create_dir_all(&self.dir).map_err(at("creating data dir", self.dir.clone()))?;
+        self.write_snapshot().map_err(at("writing", self.dir.join(SNAPSHOT_FILE)))?;
+        self.rewrite_journal().map_err(at("rewriting", self.dir.join(JOURNAL_FILE)))?;
+        self.dirty = false;
+        Ok(())
+    }
+
+    fn write_snapshot(&mut self) -> io::Result<()> {
+        let path = self.dir.join(SNAPSHOT_FILE);
+        self.journal = None;
+        match &self.snapshot {
+            Some(data) => write_atomically(&path, |file| file.write_all(data.as_bytes())),
+            None => match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
         }
     }
 
@@ -194,21 +263,31 @@ impl Store {
         result
     }
 
-    fn rewrite_journal<'a>(&mut self, draws: impl Iterator<Item = &'a Utf8Bytes>) -> io::Result<()> {
+    /// Replaces the journal file with the mirror's draws and opens it for appending.
+    fn rewrite_journal(&mut self) -> io::Result<()> {
         self.journal = None;
-        write_atomically(&self.dir.join(JOURNAL_FILE), |file| {
+        let path = self.dir.join(JOURNAL_FILE);
+        write_atomically(&path, |file| {
             let mut out = io::BufWriter::new(file);
-            for draw in draws {
+            for draw in &self.draws {
                 out.write_all(draw.as_bytes())?;
                 out.write_all(b"\n")?;
             }
             out.flush()
-        })
+        })?;
+        self.journal = Some(OpenOptions::new().append(true).open(path)?);
+        Ok(())
     }
 }
 
 /// Parses journal bytes; returns the draws and whether the file was clean.
-fn recover_journal(bytes: &[u8], path: &Path) -> (VecDeque<Utf8Bytes>, bool) {
+///
+/// Each non-empty line must be one draw that [`parse_journaled_draw`] accepts;
+/// it comes back re-encoded in normalized form. A line that does not parse
+/// (torn by a crash mid-append, or corrupt) is skipped with a warning naming
+/// `path`. The file is clean when nothing was skipped and it is empty or ends
+/// with a newline; [`Store::open`] rewrites a journal that is not clean.
+pub fn recover_journal(bytes: &[u8], path: &Path) -> (VecDeque<Utf8Bytes>, bool) {
     let mut draws = VecDeque::new();
     let mut clean = bytes.is_empty() || bytes.ends_with(b"\n");
     for (index, line) in bytes.split(|b| *b == b'\n').enumerate() {
@@ -262,6 +341,28 @@ mod tests {
         store.apply(StoreOp::Append(vec![Utf8Bytes::from_static(DRAW)])).unwrap();
         let (_, board) = Store::open(&dir).unwrap();
         assert_eq!(board.journal.len(), 3);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_append_is_kept_and_written_by_the_retry() {
+        let dir = temp_dir("retry");
+        let (mut store, _) = Store::open(&dir).unwrap();
+        store.apply(StoreOp::Append(vec![Utf8Bytes::from_static(DRAW)])).unwrap();
+        // A directory where the temp file must go makes every rewrite fail, even for root.
+        fs::create_dir_all(dir.join("journal.tmp")).unwrap();
+        store.journal = None;
+        fs::remove_file(dir.join(JOURNAL_FILE)).unwrap();
+        fs::create_dir_all(dir.join(JOURNAL_FILE)).unwrap();
+        assert!(store.apply(StoreOp::Append(vec![Utf8Bytes::from_static(DRAW)])).is_err());
+        assert!(store.is_dirty());
+        assert!(store.apply(StoreOp::Append(vec![Utf8Bytes::from_static(DRAW)])).is_err());
+        fs::remove_dir(dir.join("journal.tmp")).unwrap();
+        fs::remove_dir(dir.join(JOURNAL_FILE)).unwrap();
+        store.retry().unwrap();
+        assert!(!store.is_dirty());
+        let (_, board) = Store::open(&dir).unwrap();
+        assert_eq!(board.journal.len(), 3, "nothing was lost while the disk failed");
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -90,8 +90,8 @@ pub enum Event {
     },
     /// Flush the board; answer on `done` once it is on disk.
     Shutdown {
-        /// Answered when the flush is complete.
-        done: async_channel::Sender<()>,
+        /// Answered when the flush is complete: whether the board is saved.
+        done: async_channel::Sender<bool>,
     },
 }
 

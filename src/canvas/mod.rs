@@ -7,6 +7,7 @@
 pub mod board;
 pub mod client;
 pub mod hub;
+pub mod persist;
 pub mod protocol;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,10 +18,11 @@ use log::{error, warn};
 
 use crate::config::CanvasConfig;
 use crate::connection::Connection;
-use crate::metrics::{add, write_metric};
+use crate::metrics::write_metric;
 use crate::server::{App, timeout};
 use board::{Store, StoreError, StoreOp};
 use hub::{Event, Hub};
+use persist::StoreHealth;
 
 /// The page served at `/`.
 pub const PAGE: &str = include_str!("../web/index.html");
@@ -63,11 +65,13 @@ pub struct CanvasMetrics {
     pub snapshot_bytes: AtomicU64,
     /// Failed writes to the data dir.
     pub store_errors: AtomicU64,
+    /// 1 while the board cannot be saved.
+    pub store_degraded: AtomicU64,
 }
 
 impl CanvasMetrics {
     fn render(&self, out: &mut String) {
-        let rows: [(&str, &str, &str, &AtomicU64); 14] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 15] = [
             ("smolcanvas_canvas_clients", "gauge", "Canvas clients connected.", &self.clients),
             ("smolcanvas_draws_relayed_total", "counter", "Draws relayed to the other clients.", &self.draws_relayed),
             (
@@ -127,6 +131,7 @@ impl CanvasMetrics {
             ("smolcanvas_journal_draws", "gauge", "Draws journaled since the last snapshot.", &self.journal_draws),
             ("smolcanvas_snapshot_bytes", "gauge", "Size of the stored snapshot.", &self.snapshot_bytes),
             ("smolcanvas_store_errors_total", "counter", "Failed writes to the data dir.", &self.store_errors),
+            ("smolcanvas_store_degraded", "gauge", "1 while the board cannot be saved.", &self.store_degraded),
         ];
         for (name, kind, help, value) in rows {
             write_metric(out, name, kind, help, value.load(Ordering::Relaxed));
@@ -140,6 +145,7 @@ pub struct Canvas {
     events: async_channel::Sender<Event>,
     next_id: AtomicU64,
     metrics: Arc<CanvasMetrics>,
+    health: Arc<StoreHealth>,
     /// Taken once by [`App::background`].
     actors: Mutex<Option<(Hub, Store, async_channel::Receiver<StoreOp>)>>,
 }
@@ -157,6 +163,7 @@ impl Canvas {
             events,
             next_id: AtomicU64::new(1),
             metrics,
+            health: Arc::new(StoreHealth::default()),
             actors: Mutex::new(Some((hub, store, store_rx))),
         })
     }
@@ -171,22 +178,6 @@ impl Canvas {
     }
 }
 
-/// Applies store operations in order on the blocking pool until the hub is gone.
-async fn run_store(mut store: Store, ops: async_channel::Receiver<StoreOp>, metrics: Arc<CanvasMetrics>) {
-    while let Ok(op) = ops.recv().await {
-        let (back, result) = smol::unblock(move || {
-            let result = store.apply(op);
-            (store, result)
-        })
-        .await;
-        store = back;
-        if let Err(err) = result {
-            error!("board store: {err}");
-            add(&metrics.store_errors, 1);
-        }
-    }
-}
-
 impl App for Canvas {
     fn page(&self) -> &'static str {
         PAGE
@@ -194,6 +185,13 @@ impl App for Canvas {
 
     fn message_limit(&self) -> usize {
         SMALL_MESSAGE_BYTES
+    }
+
+    fn health(&self) -> String {
+        match self.health.problem() {
+            Some(problem) => format!("degraded: {problem}"),
+            None => "ok".to_string(),
+        }
     }
 
     fn write_metrics(&self, out: &mut String) {
@@ -206,13 +204,14 @@ impl App for Canvas {
 
     fn background(self: Arc<Self>) -> impl Future<Output = ()> + Send {
         let actors = self.actors.lock().map(|mut a| a.take()).unwrap_or(None);
-        let metrics = self.metrics.clone();
+        let retry_every = persist::retry_interval(self.config.flush_interval);
         async move {
             let Some((hub, store, ops)) = actors else {
                 warn!("canvas background already running");
                 return;
             };
-            futures_lite::future::zip(hub.run(), run_store(store, ops, metrics)).await;
+            let store = persist::run(store, ops, &self.metrics, &self.health, retry_every);
+            futures_lite::future::zip(hub.run(), store).await;
         }
     }
 
@@ -222,7 +221,8 @@ impl App for Canvas {
             return;
         }
         match timeout(FLUSH_TIMEOUT, flushed.recv()).await {
-            Some(Ok(())) => log::info!("board flushed to {}", self.config.data_dir.display()),
+            Some(Ok(true)) => log::info!("board flushed to {}", self.config.data_dir.display()),
+            Some(Ok(false)) => error!("the board could not be saved to {}", self.config.data_dir.display()),
             _ => error!("board flush did not complete within {FLUSH_TIMEOUT:?}"),
         }
     }

@@ -98,6 +98,11 @@ impl Drop for Process {
 }
 
 impl Process {
+    /// Every stderr line not yet read.
+    pub fn drain_lines(&mut self) -> Vec<String> {
+        self.stderr.try_iter().collect()
+    }
+
     /// The process's resident memory (`VmRSS` in `/proc/PID/status`), in KiB.
     pub fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("read /proc status");

@@ -1,0 +1,164 @@
+//! The board store under faults, against the real binary: a data dir that cannot be created,
+//! writes that fail and come back, and `kill -9` in the middle of heavy drawing.
+
+mod canvas_common;
+mod common;
+
+use std::net::SocketAddr;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use canvas_common::process::Process;
+use canvas_common::*;
+use common::*;
+
+/// Two synced peers on the board.
+async fn pair(addr: SocketAddr) -> (Peer, Peer) {
+    let mut a = Peer::connect(addr).await;
+    a.expect_state().await;
+    let mut b = Peer::connect(addr).await;
+    let id = a.expect_request().await;
+    a.send_state(&id, &png("AAAA")).await;
+    b.expect_state().await;
+    (a, b)
+}
+
+async fn health(addr: SocketAddr) -> String {
+    let response = request(addr, "GET", "/healthz").await;
+    assert_eq!(response.status, 200, "/healthz stays 200 so a supervisor does not restart the box");
+    response.text()
+}
+
+/// Polls `/healthz` until its body starts with `prefix`.
+async fn wait_health(addr: SocketAddr, prefix: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let text = health(addr).await;
+        if text.starts_with(prefix) {
+            return text;
+        }
+        assert!(start.elapsed() < WAIT, "/healthz says {text:?}, not {prefix}...");
+        smol::Timer::after(Duration::from_millis(20)).await;
+    }
+}
+
+/// The board a lone newcomer receives: the snapshot data, then the journaled draws' seqs.
+async fn board_of(addr: SocketAddr) -> (String, Vec<u32>) {
+    let mut peer = Peer::connect(addr).await;
+    let (_, data) = peer.expect_state().await;
+    peer.send(r#"{"type":"canvasRequest"}"#).await;
+    let mut draws = Vec::new();
+    loop {
+        let text = peer.next().await;
+        if text.contains("canvasState") {
+            return (data, draws);
+        }
+        draws.push(draw_seq(&text));
+    }
+}
+
+#[test]
+fn a_data_dir_that_cannot_be_created_degrades_but_drawing_goes_on() {
+    let mut process =
+        Process::start_with(Path::new("/proc/smolcanvas-cannot-exist/board"), &["--flush-interval", "0.1"]);
+    let addr = process.addr;
+    smol::block_on(async {
+        let text = wait_health(addr, "degraded").await;
+        assert!(text.contains("creating data dir"), "{text}");
+        let (mut a, mut b) = pair(addr).await;
+        for seq in 0..20 {
+            a.send(draw(seq)).await;
+            assert_eq!(draw_seq(&b.next().await), seq);
+        }
+        assert_eq!(metric(addr, "smolcanvas_store_degraded").await, 1);
+        while metric(addr, "smolcanvas_store_errors_total").await < 3 {
+            smol::Timer::after(Duration::from_millis(50)).await;
+        }
+    });
+    let errors = process.drain_lines().iter().filter(|line| line.contains("ERROR")).count();
+    assert_eq!(errors, 1, "one error line for one kind of failure, however often it is retried");
+}
+
+#[test]
+fn failing_writes_are_reported_retried_and_nothing_is_lost() {
+    let dir = TempDir::new("faults-full");
+    // The temp files of every atomic write point at /dev/full: each write fails with ENOSPC.
+    for name in ["journal.tmp", "snapshot.tmp"] {
+        symlink("/dev/full", dir.path().join(name)).expect("symlink to /dev/full");
+    }
+    let mut process = Process::start_with(dir.path(), &["--flush-interval", "0.1"]);
+    let addr = process.addr;
+    smol::block_on(async {
+        let text = wait_health(addr, "degraded").await;
+        assert!(text.contains("journal.jsonl"), "{text}");
+        let (mut a, mut b) = pair(addr).await;
+        for seq in 0..30 {
+            a.send(draw(seq)).await;
+            assert_eq!(draw_seq(&b.next().await), seq);
+        }
+        assert_eq!(health(addr).await.split(':').next(), Some("degraded"));
+
+        for name in ["journal.tmp", "snapshot.tmp"] {
+            std::fs::remove_file(dir.path().join(name)).expect("remove the fault");
+        }
+        wait_health(addr, "ok").await;
+        assert_eq!(metric(addr, "smolcanvas_store_degraded").await, 0);
+    });
+    let lines = process.drain_lines();
+    let kinds: Vec<&str> = lines
+        .iter()
+        .filter(|line| line.contains("ERROR"))
+        .filter_map(|line| line.split("board store: ").nth(1)?.split(':').next())
+        .collect();
+    let mut unique = kinds.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert!(!kinds.is_empty() && kinds.len() == unique.len(), "one error line per kind of failure: {lines:#?}");
+    process.signal("-TERM");
+    assert_eq!(process.wait_exit().code(), Some(0));
+
+    let process = Process::start(dir.path());
+    let (snapshot, draws) = smol::block_on(board_of(process.addr));
+    assert_eq!(snapshot, png("AAAA"), "the snapshot taken while the disk failed was saved once it worked");
+    assert_eq!(draws, (0..30).collect::<Vec<_>>(), "every draw made while the disk failed was saved");
+}
+
+#[test]
+fn kill_9_during_heavy_drawing_loses_at_most_the_last_flush_interval() {
+    let dir = TempDir::new("faults-kill");
+    let flush = Duration::from_millis(200);
+    let mut process = Process::start_with(dir.path(), &["--flush-interval", "0.2"]);
+    let addr = process.addr;
+    let received = smol::block_on(async {
+        let (mut a, mut b) = pair(addr).await;
+        // ~2 s of drawing at the rate limit, each draw timed when the other peer sees it.
+        let mut received = Vec::new();
+        for seq in 0..2000u32 {
+            a.send(draw(seq)).await;
+            if seq % 50 == 49 {
+                for expected in seq - 49..=seq {
+                    assert_eq!(draw_seq(&b.next().await), expected);
+                    received.push(Instant::now());
+                }
+                smol::Timer::after(Duration::from_millis(45)).await;
+            }
+        }
+        received
+    });
+    process.signal("-KILL");
+    let killed = Instant::now();
+    assert_eq!(process.wait_exit().code(), None, "killed by a signal");
+
+    let process = Process::start(dir.path());
+    let (_, draws) = smol::block_on(board_of(process.addr));
+    let saved = draws.len();
+    assert_eq!(draws, (0..saved as u32).collect::<Vec<_>>(), "the saved draws are a prefix, in order, none corrupt");
+    // Everything relayed more than one flush interval (plus fsync slack) before the kill is on disk.
+    let must_have = received.iter().filter(|at| killed.duration_since(**at) > flush + Duration::from_secs(1)).count();
+    println!(
+        "kill -9 after {} relayed draws: {saved} saved, {must_have} relayed before the last flush interval",
+        received.len()
+    );
+    assert!(saved >= must_have, "{saved} draws saved, but {must_have} were relayed before the last flush interval");
+}
