@@ -20,6 +20,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Most WebSocket clients connected at once; further upgrades get 503.
     pub max_clients: usize,
+    /// Most WebSocket clients from one IP address (0: no cap); further upgrades get 429.
+    pub max_clients_per_ip: usize,
     /// Largest WebSocket message (and frame) accepted; larger ones close with 1009.
     pub max_message_bytes: usize,
     /// How often a ping is sent to each client.
@@ -145,6 +147,12 @@ struct Flag {
 const FLAGS: &[Flag] = &[
     Flag { name: "listen", metavar: "ADDR", default: "0.0.0.0:8080", help: "address and port to serve on" },
     Flag { name: "max-clients", metavar: "N", default: "10000", help: "most WebSocket clients at once (more get 503)" },
+    Flag {
+        name: "max-clients-per-ip",
+        metavar: "N",
+        default: "0",
+        help: "most clients from one address, 0 = no cap (more get 429)",
+    },
     Flag {
         name: "max-message-bytes",
         metavar: "N",
@@ -367,6 +375,7 @@ impl Config {
         let server = ServerConfig {
             listen: values.parse("listen", "an address like 0.0.0.0:8080 or [::]:8080", |_: &SocketAddr| true)?,
             max_clients: values.count("max-clients")?,
+            max_clients_per_ip: values.parse("max-clients-per-ip", "a whole number (0: no cap)", |_: &usize| true)?,
             max_message_bytes: values
                 .parse("max-message-bytes", "a number of bytes, at least 1024", |n: &usize| *n >= 1024)?,
             ping_interval: values.seconds("ping-interval")?,

@@ -163,6 +163,8 @@ pub enum Status {
     MethodNotAllowed,
     /// 426
     UpgradeRequired,
+    /// 429
+    TooManyRequests,
     /// 431
     HeadTooLarge,
     /// 503
@@ -181,6 +183,7 @@ impl Status {
             Status::NotFound => 404,
             Status::MethodNotAllowed => 405,
             Status::UpgradeRequired => 426,
+            Status::TooManyRequests => 429,
             Status::HeadTooLarge => 431,
             Status::Unavailable => 503,
         }
@@ -197,6 +200,7 @@ impl Status {
             Status::NotFound => "Not Found",
             Status::MethodNotAllowed => "Method Not Allowed",
             Status::UpgradeRequired => "Upgrade Required",
+            Status::TooManyRequests => "Too Many Requests",
             Status::HeadTooLarge => "Request Header Fields Too Large",
             Status::Unavailable => "Service Unavailable",
         }
@@ -208,6 +212,7 @@ impl Status {
             Status::Forbidden => RejectReason::Origin,
             Status::Unavailable => RejectReason::MaxClients,
             Status::Unauthorized => RejectReason::Unauthorized,
+            Status::TooManyRequests => RejectReason::PerIp,
             Status::HeadTooLarge => RejectReason::HeadTooLarge,
             _ => RejectReason::BadRequest,
         }

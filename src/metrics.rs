@@ -18,17 +18,20 @@ pub enum RejectReason {
     Timeout,
     /// A wrong or missing access key: 401.
     Unauthorized,
+    /// `max-clients-per-ip` were connected from that address: 429.
+    PerIp,
 }
 
 impl RejectReason {
     /// Every reason, in the order `/metrics` lists them.
-    pub const ALL: [RejectReason; 6] = [
+    pub const ALL: [RejectReason; 7] = [
         RejectReason::MaxClients,
         RejectReason::Origin,
         RejectReason::BadRequest,
         RejectReason::HeadTooLarge,
         RejectReason::Timeout,
         RejectReason::Unauthorized,
+        RejectReason::PerIp,
     ];
 
     /// The label value used in `/metrics`.
@@ -40,6 +43,7 @@ impl RejectReason {
             RejectReason::HeadTooLarge => "head_too_large",
             RejectReason::Timeout => "timeout",
             RejectReason::Unauthorized => "unauthorized",
+            RejectReason::PerIp => "per_ip",
         }
     }
 }

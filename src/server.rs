@@ -8,12 +8,13 @@
 //! shutdown, stops accepting, closes every client with 1001, waits a bounded
 //! time for them and then lets the app flush its state.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::net::{SocketAddr, TcpListener};
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_tungstenite::WebSocketStream;
@@ -114,6 +115,8 @@ pub(crate) struct Shared {
     tls: Option<futures_rustls::TlsAcceptor>,
     /// WebSocket clients admitted (the `max-clients` gate).
     clients: AtomicUsize,
+    /// Clients per address, with `max-clients-per-ip` set.
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
     /// Connection tasks alive, and an event when one ends.
     tasks: AtomicUsize,
     task_ended: Event,
@@ -171,6 +174,7 @@ impl<A: App> Server<A> {
             metrics: Arc::new(Metrics::default()),
             shutdown: Tripwire::new(),
             clients: AtomicUsize::new(0),
+            per_ip: Mutex::new(HashMap::new()),
             tasks: AtomicUsize::new(0),
             task_ended: Event::new(),
         });
@@ -275,13 +279,54 @@ impl Drop for TaskGuard {
     }
 }
 
-/// Holds one of the `max-clients` slots.
-struct ClientSlot(Arc<Shared>);
+/// Holds one of the `max-clients` slots (and of its address's, with a per-IP cap).
+struct ClientSlot(Arc<Shared>, IpAddr);
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {
         self.0.clients.fetch_sub(1, Ordering::AcqRel);
         self.0.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+        self.0.release_ip_slot(self.1);
+    }
+}
+
+/// Gives back an address's slot taken before `max-clients` refused the upgrade.
+struct ClientSlotIp(Arc<Shared>, IpAddr);
+
+impl Drop for ClientSlotIp {
+    fn drop(&mut self) {
+        self.0.release_ip_slot(self.1);
+    }
+}
+
+impl Shared {
+    fn release_ip_slot(&self, ip: IpAddr) {
+        if self.config.max_clients_per_ip == 0 {
+            return;
+        }
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = per_ip.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                per_ip.remove(&ip);
+            }
+        }
+    }
+
+    /// Takes a slot for `ip` unless it already holds `max-clients-per-ip` (0: no cap).
+    fn take_ip_slot(&self, ip: IpAddr) -> bool {
+        let cap = self.config.max_clients_per_ip;
+        if cap == 0 {
+            return true;
+        }
+        // Only upgrades and disconnects touch this map, never a message.
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = per_ip.entry(ip).or_insert(0);
+        if *count >= cap {
+            return false;
+        }
+        *count += 1;
+        true
     }
 }
 
@@ -442,8 +487,16 @@ async fn upgrade(
     key: &str,
     shared: &Arc<Shared>,
 ) -> Handshake {
+    if !shared.take_ip_slot(peer.ip()) {
+        let cap = shared.config.max_clients_per_ip;
+        shared.metrics.reject(RejectReason::PerIp);
+        info!("{peer}: 429: {cap} clients already connected from {} (max-clients-per-ip)", peer.ip());
+        respond(stream, http::plain_status(Status::TooManyRequests, false)).await;
+        return Handshake::Done;
+    }
     let max = shared.config.max_clients;
     if shared.clients.fetch_add(1, Ordering::AcqRel) >= max {
+        drop(ClientSlotIp(shared.clone(), peer.ip()));
         shared.clients.fetch_sub(1, Ordering::AcqRel);
         shared.metrics.reject(RejectReason::MaxClients);
         info!("{peer}: 503: {max} clients connected (max-clients)");
@@ -451,7 +504,7 @@ async fn upgrade(
         return Handshake::Done;
     }
     add(&shared.metrics.connections_open, 1);
-    let slot = ClientSlot(shared.clone());
+    let slot = ClientSlot(shared.clone(), peer.ip());
     if let Err(err) = stream.write_all(&http::switching_protocols(key)).await {
         debug!("{peer}: upgrade failed: {err}");
         return Handshake::Done;

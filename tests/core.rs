@@ -275,6 +275,28 @@ fn upgrades_past_max_clients_get_503_until_a_slot_frees() {
 }
 
 #[test]
+fn upgrades_past_the_per_ip_cap_get_429_and_the_cap_is_off_by_default() {
+    let server = echo_server(ServerConfig { max_clients_per_ip: 2, ..config() });
+    smol::block_on(async {
+        let mut first = connect(server.addr).await;
+        let _second = connect(server.addr).await;
+        assert_eq!(refused_status(try_connect(server.addr, ws_request(server.addr)).await), 429);
+        close(&mut first).await;
+        let mut third = connect(server.addr).await;
+        assert_echoes(&mut third, Message::text("a slot of this address freed")).await;
+        assert_eq!(server.metrics.rejected(RejectReason::PerIp), 1);
+    });
+    let uncapped = echo_server(config());
+    smol::block_on(async {
+        let mut clients = Vec::new();
+        for _ in 0..5 {
+            clients.push(connect(uncapped.addr).await);
+        }
+        assert_echoes(&mut clients[4], Message::text("five from one address")).await;
+    });
+}
+
+#[test]
 fn head_over_8_kib_gets_431() {
     let server = echo_server(config());
     smol::block_on(async {
