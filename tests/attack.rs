@@ -19,17 +19,6 @@ use canvas_common::process::Process;
 use canvas_common::*;
 use common::*;
 
-/// Two synced peers: `a` (oldest) and `b`.
-async fn pair(addr: SocketAddr) -> (Peer, Peer) {
-    let mut a = Peer::connect(addr).await;
-    a.expect_state().await;
-    let mut b = Peer::connect(addr).await;
-    let id = a.expect_request().await;
-    a.send_state(&id, &png("AAAA")).await;
-    b.expect_state().await;
-    (a, b)
-}
-
 /// `a` sends one draw, `b` must get it.
 async fn relayed(a: &mut Peer, b: &mut Peer, seq: u32) {
     a.send(draw(seq)).await;
@@ -79,7 +68,7 @@ fn stalled_half_messages_are_refused_at_the_header_and_cost_no_memory() {
     let process = Process::start(dir.path());
     let addr = process.addr;
     smol::block_on(async {
-        let (mut a, mut b) = pair(addr).await;
+        let (mut a, mut b) = synced_pair(addr).await;
         let before = process.rss_kib();
 
         // One attacker, read back: the 8 MiB header alone earns a 1009.
@@ -114,7 +103,7 @@ fn an_asked_peer_may_send_a_large_snapshot_and_nobody_else_may() {
     let process = Process::start(dir.path());
     let addr = process.addr;
     smol::block_on(async {
-        let (mut a, mut b) = pair(addr).await;
+        let (mut a, mut b) = synced_pair(addr).await;
         let mut c = Peer::connect(addr).await;
         let id = a.expect_request().await;
         let big = png(&"A".repeat(2 << 20));
@@ -135,7 +124,7 @@ fn a_flood_of_50000_draws_is_cut_off_while_the_others_keep_drawing() {
     let process = Process::start(dir.path());
     let addr = process.addr;
     smol::block_on(async {
-        let (mut a, mut b) = pair(addr).await;
+        let (mut a, mut b) = synced_pair(addr).await;
         let quiet = latencies(&mut a, &mut b, 0, 200).await;
 
         let mut flooder = Peer::connect(addr).await;
@@ -203,7 +192,7 @@ fn a_thousand_slow_request_heads_hold_no_slots_and_are_closed_by_the_timeout() {
             slow.push(tcp);
         }
         // Upgrades still succeed while the thousand sit there: they hold no client slot.
-        let (mut a, mut b) = pair(addr).await;
+        let (mut a, mut b) = synced_pair(addr).await;
         relayed(&mut a, &mut b, 1).await;
         let started = Instant::now();
         for tcp in &mut slow {
@@ -225,7 +214,7 @@ fn a_client_that_never_reads_is_closed_and_memory_stays_bounded() {
     let process = Process::start_with(dir.path(), &flags);
     let addr = process.addr;
     smol::block_on(async {
-        let (mut a, mut b) = pair(addr).await;
+        let (mut a, mut b) = synced_pair(addr).await;
         let _never_reads = raw_upgrade(addr).await;
         let id = a.expect_request().await;
         a.send_state(&id, &png("AAAA")).await;

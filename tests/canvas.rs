@@ -77,26 +77,6 @@ async fn leave_all(addr: SocketAddr, peers: Vec<Peer>) {
     wait_metric(addr, "smolcanvas_canvas_clients", 0).await;
 }
 
-/// Reads the board a lone newcomer gets: the canvasState's data, then the draws up to a second
-/// canvasState, which the newcomer's own `canvasRequest` asks for (so nothing more can be pending).
-async fn read_board(peer: &mut Peer) -> (String, Vec<String>) {
-    let (id, data) = peer.expect_state().await;
-    peer.send(r#"{"type":"canvasRequest"}"#).await;
-    let mut draws = Vec::new();
-    loop {
-        let text = peer.next().await;
-        if text.contains(r#""type":"canvasState""#) {
-            assert_eq!(text, canvas_state(&id, &data), "the second answer differs from the first");
-            break;
-        }
-        draws.push(text);
-    }
-    for draw in &draws {
-        assert_eq!(peer.next().await, *draw, "the replay differs from the first one");
-    }
-    (data, draws)
-}
-
 /// Asks the server for the board again, as a client alone on it: which also proves that
 /// everything the client sent before has reached the hub.
 async fn resync(peer: &mut Peer) -> (String, Vec<String>) {

@@ -31,25 +31,6 @@ async fn draw_alone(addr: SocketAddr, draws: &[String]) -> Peer {
     peer
 }
 
-/// What a newcomer alone on the board gets: the snapshot data, then every draw before the answer
-/// to a second `canvasRequest` of its own.
-async fn board_of(addr: SocketAddr) -> (String, Vec<String>) {
-    let mut peer = Peer::connect(addr).await;
-    let (id, data) = peer.expect_state().await;
-    peer.send(r#"{"type":"canvasRequest"}"#).await;
-    let mut draws = Vec::new();
-    loop {
-        let text = peer.next().await;
-        if text.contains(r#""type":"canvasState""#) {
-            assert_eq!(text, canvas_state(&id, &data));
-            break;
-        }
-        draws.push(text);
-    }
-    peer.close().await;
-    (data, draws)
-}
-
 fn journal_lines(dir: &Path) -> usize {
     std::fs::read_to_string(dir.join("journal.jsonl")).map(|text| text.lines().count()).unwrap_or(0)
 }
