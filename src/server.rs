@@ -601,8 +601,15 @@ pub fn run<A: App>(config: ServerConfig, app: A) -> Result<(), ServerError> {
         })
         .collect::<io::Result<_>>()?;
     let signals = executor.spawn(stop_on_signals(wire));
+    // The server runs as a task of its own: the future given to `run` is
+    // polled on every wake-up of the executor, and an accept loop there would
+    // retry accept(2) and re-arm the listener once per message sent.
+    let server = executor.spawn({
+        let executor = executor.clone();
+        async move { server.run(&executor).await }
+    });
     let result = smol::block_on(executor.run(async {
-        let result = server.run(&executor).await;
+        let result = server.await;
         drop(signals);
         result
     }));
