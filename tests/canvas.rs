@@ -467,6 +467,28 @@ fn exceeding_the_rate_limit_closes_with_1008() {
 }
 
 #[test]
+fn answering_many_syncs_does_not_count_against_the_rate_limit() {
+    let board = start("rate-answers", |c| {
+        c.rate_limit = 5.0;
+        c.rate_burst = 5.0;
+    });
+    smol::block_on(async {
+        let (mut oldest, _) = join_alone(board.addr()).await;
+        let mut newcomers = Vec::new();
+        for _ in 0..12 {
+            let mut newcomer = Peer::connect(board.addr()).await;
+            let id = oldest.expect_request().await;
+            oldest.send_state(&id, &png("AAAA")).await;
+            newcomer.expect_state().await;
+            newcomers.push(newcomer);
+        }
+        oldest.send(draw(1)).await;
+        assert_eq!(draw_seq(&newcomers[0].next().await), 1, "the oldest client is still connected");
+        assert_eq!(metric(board.addr(), "smolcanvas_rate_limited_closed_total").await, 0);
+    });
+}
+
+#[test]
 fn repeated_invalid_messages_close_with_1008() {
     let board = start("invalid-close", |_| {});
     smol::block_on(async {

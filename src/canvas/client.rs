@@ -1,8 +1,10 @@
 //! One canvas client: reads its messages, validates them, applies its limits and feeds the hub.
 //!
 //! Limits (PROTOCOL.md's connection rules):
-//! - every message spends a token of a bucket that refills at `rate-limit`
-//!   per second up to `rate-burst`; an empty bucket closes the client with 1008;
+//! - every message but a `canvasState` (an answer to the server's own
+//!   request, paced by the server and held to the message-size limit) spends
+//!   a token of a bucket that refills at `rate-limit` per second up to
+//!   `rate-burst`; an empty bucket closes the client with 1008;
 //! - each invalid message is answered with an `error` and spends one of
 //!   [`INVALID_BUDGET`] chances, which come back at one per second; the
 //!   client that runs out is closed with 1008;
@@ -82,13 +84,17 @@ pub fn serve(canvas: Arc<Canvas>, mut conn: Connection) -> impl Future<Output = 
                 }
             };
             let now = Instant::now();
-            if !rate.take(now) {
+            let parsed = protocol::parse(&text, canvas.config.max_snapshot_bytes);
+            // A canvasState answers the server's own request: the server paces those, not the
+            // client (the oldest client answers every newcomer in a join storm).
+            let answer = matches!(parsed, Ok(ClientMessage::CanvasState { .. }));
+            if !answer && !rate.take(now) {
                 info!("{peer}: client {id} exceeded the rate limit: closing with 1008");
                 add(&metrics.rate_limited_closed, 1);
                 conn.close(CloseCode::Policy, "rate limit exceeded").await;
                 break;
             }
-            match protocol::parse(&text, canvas.config.max_snapshot_bytes) {
+            match parsed {
                 Ok(message) => {
                     if canvas.events.send(event(id, message)).await.is_err() {
                         break;
