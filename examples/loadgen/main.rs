@@ -1,0 +1,108 @@
+//! Load tool for a smolcanvas server, or any server speaking the canvas protocol
+//! (`PROTOCOL.md`) on `/ws`. Point it at your own box:
+//!
+//! ```text
+//! cargo build --release --example loadgen
+//! L=target/release/examples/loadgen
+//! $L idle    --url ws://127.0.0.1:8080/ws --conns 1000 --server-pid PID
+//! $L fanout  --url ws://127.0.0.1:8080/ws --clients 100 --senders 10 --rate 50 --secs 10 --server-pid PID
+//! $L join    --url ws://127.0.0.1:8080/ws --clients 1000 --rounds 20
+//! $L latency --url ws://127.0.0.1:8080/ws --draws 10000 --rate 1000
+//! ```
+//!
+//! What it measures, and how:
+//!
+//! * **Ramp** (idle, fanout, join): connections open in batches of `--batch` (0 = all at
+//!   once, at most 256 handshakes in flight). After each batch the tool waits, at most
+//!   `--settle-secs`, until every open client has seen a `clientCount` equal to the number
+//!   of open connections. The server broadcasts the count on every join (possibly
+//!   coalesced within 50 ms), so the ramp goes as fast as the server drains those
+//!   broadcasts instead of overflowing its per-client queues.
+//! * **idle** holds the connections. With `--server-pid`, the server's `VmRSS`
+//!   (`/proc/PID/status`, that process only) is read before the first connection and at
+//!   the end of the hold; KiB per connection = the difference / connections still held.
+//! * **fanout** and **latency**: senders write draws on a schedule staggered evenly over
+//!   the send interval. A draw carries its sender index in `startX` and its sequence
+//!   number in `startY` (seq mod 10000) and `endX` (seq div 10000). The send time is
+//!   stored in process (monotonic clock) right before the frame is written, and each
+//!   receiver looks it up once it has parsed the relayed draw, so relay latency covers
+//!   the server, both loopback sockets and this tool's own scheduling. Latencies go into
+//!   a histogram with 1 µs buckets below 1 s. After the last scheduled send the tool
+//!   waits at most `--drain-secs` for missing deliveries. Server CPU is utime + stime
+//!   from `/proc/PID/stat`, from 200 ms before the first draw until the last expected
+//!   delivery (or the drain deadline), in clock ticks of `getconf CLK_TCK` (100 when
+//!   that fails).
+//! * **join**: N-1 peers answer `canvasRequest` with a `canvasState` of about
+//!   `--png-kib` KiB: `data:image/png;base64,` followed by base64 text (not a decodable
+//!   PNG) whose first 12 characters tag the run and the answer. A newcomer then connects
+//!   `--rounds` times, one after the other, and times TCP connect (and upgrade) to its
+//!   `canvasState`. The number tells a fresh peer snapshot from the server's fallback
+//!   (`"data":""`, or a snapshot it stored earlier); no `canvasState` within 10 s counts
+//!   as none.
+//!
+//! Every client answers `canvasRequest`, ignores what it does not measure and counts how
+//! the server closed it. The load runs on one thread (a smol `LocalExecutor`, TCP_NODELAY,
+//! 8 KiB tungstenite read buffers); a second thread only sleeps and ends the process
+//! with exit code 3 after `--max-secs`. Pin the server and this tool to different cores
+//! (`taskset`) for steadier figures. For a server with an access key, add `?key=KEY` to
+//! the URL. Output: `key=value` lines; `#` lines are comments.
+
+mod client;
+mod histogram;
+mod idle;
+mod join;
+mod load;
+mod opts;
+mod procfs;
+mod relay;
+mod snapshot;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+use std::{process, thread};
+
+use smol::LocalExecutor;
+
+use opts::{Mode, Opts};
+
+fn main() {
+    let opts = match Opts::parse(std::env::args().skip(1).collect()) {
+        Ok(Some(opts)) => opts,
+        Ok(None) => {
+            println!("{}", opts::HELP);
+            return;
+        }
+        Err(err) => {
+            eprintln!("loadgen: {err} (see --help)");
+            process::exit(2);
+        }
+    };
+    let addr = opts::resolve(&opts.url).unwrap_or_else(|err| {
+        eprintln!("loadgen: {err}");
+        process::exit(2);
+    });
+    start_watchdog(opts.max_secs);
+    println!("# loadgen {} {}", opts.mode.name(), opts.url);
+    procfs::check_open_file_limit(opts.connections());
+    let ex = LocalExecutor::new();
+    smol::block_on(ex.run(run(&ex, &opts, addr)));
+    // Sockets are closed by the kernel at exit; no need to tear them down one by one.
+    process::exit(0);
+}
+
+async fn run(ex: &LocalExecutor<'_>, opts: &Opts, addr: SocketAddr) {
+    match opts.mode {
+        Mode::Idle => idle::run(ex, opts, addr).await,
+        Mode::Fanout => relay::fanout(ex, opts, addr).await,
+        Mode::Join => join::run(ex, opts, addr).await,
+        Mode::Latency => relay::latency(ex, opts, addr).await,
+    }
+}
+
+fn start_watchdog(max_secs: f64) {
+    thread::spawn(move || {
+        thread::sleep(Duration::from_secs_f64(max_secs));
+        println!("# watchdog: --max-secs {max_secs} exceeded, exiting");
+        process::exit(3);
+    });
+}
