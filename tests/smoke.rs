@@ -1,0 +1,86 @@
+//! Smoke test of the `smolcanvas` binary as a black box, the way a Raspberry Pi runs it.
+//!
+//! The server command is `$SMOLCANVAS_SMOKE_CMD` (shell words, for example
+//! `qemu-aarch64 -L /usr/aarch64-linux-gnu target/aarch64-unknown-linux-gnu/release/smolcanvas`,
+//! as `.ci/cross` runs it for every cross-built binary), or the binary of this build when unset.
+//! The test appends `--listen 127.0.0.1:0 --data-dir DIR --log-level info`, learns the port from
+//! the `listening on` line, then checks `/healthz`, `/metrics`, two canvas clients (counts, the
+//! server's fallback sync, a peer sync, a relayed draw that is not echoed) and a clean exit on
+//! SIGTERM. Every wait is bounded, generously, for emulators.
+
+mod smoke_support;
+
+use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use serde_json::{Value, json};
+
+use smoke_support::*;
+
+#[test]
+fn shell_words_split_like_a_shell() {
+    let words = |line: &str| split_words(line).expect("a valid line");
+    assert_eq!(words(""), Vec::<String>::new());
+    assert_eq!(
+        words("  qemu-arm   -L /usr/arm-linux-gnueabihf  bin "),
+        ["qemu-arm", "-L", "/usr/arm-linux-gnueabihf", "bin"]
+    );
+    assert_eq!(words(r#"a'b c'd "e \"f\" \x" g\ h ''"#), ["ab cd", r#"e "f" \x"#, "g h", ""]);
+    assert!(split_words("'open").is_err());
+    assert!(split_words("\"open").is_err());
+    assert!(split_words("end\\").is_err());
+}
+
+#[test]
+fn binary_serves_the_canvas_and_stops_cleanly_on_sigterm() {
+    let command = server_command();
+    eprintln!("server command: {command:?}");
+    let dir = TempDir::new("board");
+    let mut server = Server::start(&command, dir.path());
+    let addr = server.addr;
+
+    smol::block_on(async {
+        let health = get(addr, "/healthz").await;
+        assert_eq!((health.status, health.body.as_str()), (200, "ok"), "/healthz");
+        let metrics = get(addr, "/metrics").await;
+        assert_eq!(metrics.status, 200, "/metrics");
+        assert!(metrics.body.contains("smolcanvas_"), "no smolcanvas metric in {:?}", metrics.body);
+
+        let mut a = Peer::connect("client A", addr).await;
+        a.wait_count(1).await;
+        let state = a.expect("canvasState").await;
+        assert_eq!(string(&state, "data"), "", "the server's fallback for a fresh board: {state}");
+        let a_id = string(&state, "clientId").to_string();
+
+        let mut b = Peer::connect("client B", addr).await;
+        let request = a.expect("canvasRequest").await;
+        let b_id = string(&request, "clientId").to_string();
+        assert_ne!(a_id, b_id, "two clients with one id");
+        let snapshot = "data:image/png;base64,iVBORw0KGgo=";
+        a.send(&json!({"type": "canvasState", "clientId": b_id, "data": snapshot}).to_string()).await;
+        let state = b.expect("canvasState").await;
+        assert_eq!((string(&state, "clientId"), string(&state, "data")), (b_id.as_str(), snapshot));
+        a.wait_count(2).await;
+        b.wait_count(2).await;
+
+        let bare: Value = json!({"color": "#ff8000", "startX": 10, "startY": 20.5, "endX": 300, "endY": 400});
+        a.send(&bare.to_string()).await;
+        assert_relayed(&b.expect("draw").await, &bare);
+
+        let full: Value =
+            json!({"type": "draw", "color": "#00f", "startX": 1, "startY": 2, "endX": 3, "endY": 4, "lineWidth": 5});
+        b.send(&full.to_string()).await;
+        let next = a.expect("draw").await;
+        assert_ne!(next["color"], bare["color"], "client A got its own draw back: {next}");
+        assert_relayed(&next, &full);
+
+        server.signal("-TERM");
+        for peer in [&mut a, &mut b] {
+            assert_eq!(peer.expect_close().await.code, CloseCode::Away, "the close code at shutdown");
+        }
+    });
+
+    let status = server.wait_exit(EXIT);
+    assert_eq!(status.code(), Some(0), "exit status after SIGTERM: {status}");
+    let bad: Vec<_> =
+        server.full_log().iter().filter(|line| line.contains("panicked") || line.contains(" ERROR ")).collect();
+    assert!(bad.is_empty(), "errors in the log: {bad:#?}");
+}
