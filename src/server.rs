@@ -240,8 +240,8 @@ impl<A: App> Server<A> {
             }
         }
         drop(self.listener);
-        let open = shared.tasks.load(Ordering::Acquire);
-        info!("shutting down: stopped accepting, closing {open} connection(s) with 1001");
+        let total = shared.metrics.connections_total.load(Ordering::Relaxed);
+        info!("shutting down: stopped accepting; every client is closed with 1001 ({total} served since start)");
         let drained = shared.drained().or(async {
             Timer::after(shared.config.shutdown_grace + Duration::from_secs(1)).await;
         });
@@ -249,6 +249,8 @@ impl<A: App> Server<A> {
         let left = shared.tasks.load(Ordering::Acquire);
         if left > 0 {
             warn!("{left} connection(s) did not close in time; dropping them");
+        } else {
+            info!("every connection is closed");
         }
         self.app.shutdown().await;
         background.cancel().await;
