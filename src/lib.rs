@@ -6,6 +6,7 @@
 //! with heartbeats, limits and graceful shutdown. An app implements
 //! [`App`]; `examples/echo.rs` is the smallest one, [`canvas`] the real one.
 
+mod accept;
 pub mod canvas;
 pub mod config;
 pub mod connection;
