@@ -42,7 +42,7 @@ pub struct Load {
     pub connect_errors: Tally,
     closed_by_server: Cell<usize>,
     pub closes: Tally,
-    server_errors: Cell<u64>,
+    pub server_errors: Cell<u64>,
     first_server_error: RefCell<Option<String>>,
     pub answered: Cell<u64>,
     pub sent: Cell<u64>,
@@ -69,10 +69,21 @@ impl Tally {
         *self.0.borrow_mut().entry(key).or_default() += 1;
     }
 
-    fn print(&self, label: &str) {
+    pub fn print(&self, label: &str) {
         for (key, count) in self.0.borrow().iter() {
             println!("# {label} {key} {count}");
         }
+    }
+
+    /// `{prefix}{reason}={count}` lines.
+    pub fn print_keys(&self, prefix: &str) {
+        for (key, count) in self.0.borrow().iter() {
+            println!("{prefix}{key}={count}");
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.0.borrow().values().sum()
     }
 }
 
@@ -82,7 +93,7 @@ pub struct Incoming<'a> {
     #[serde(rename = "type", borrow)]
     pub kind: Option<Cow<'a, str>>,
     #[serde(rename = "clientCount")]
-    client_count: Option<f64>,
+    pub client_count: Option<f64>,
     #[serde(rename = "startX")]
     start_x: Option<f64>,
     #[serde(rename = "startY")]
@@ -143,7 +154,7 @@ impl Load {
         self.slots.len()
     }
 
-    fn now_ns(&self) -> u64 {
+    pub fn now_ns(&self) -> u64 {
         self.base.elapsed().as_nanos() as u64
     }
 
@@ -211,23 +222,28 @@ impl Load {
     }
 
     fn on_draw(&self, msg: &Incoming) {
-        let now = self.now_ns();
-        match self.sent_at(msg) {
+        match draw_id(msg).and_then(|(sender, seq)| self.sent_ns(sender, seq)) {
             Some(sent) => {
-                bump(&self.delivered);
-                self.latencies.borrow_mut().record_us(now.saturating_sub(sent) / 1000);
+                self.record_delivery(sent);
             }
             None => bump(&self.unmatched),
         }
     }
 
-    fn sent_at(&self, msg: &Incoming) -> Option<u64> {
-        let low = whole(msg.start_y?).filter(|&low| low < SEQ_SPLIT)?;
-        let seq = whole(msg.end_x?)? * SEQ_SPLIT + low;
-        self.send_ns.get(whole(msg.start_x?)?)?.get(seq)?.get().checked_sub(1)
+    /// When draw `seq` of `sender` was written (nanoseconds since the run's base), if it was.
+    pub fn sent_ns(&self, sender: usize, seq: usize) -> Option<u64> {
+        self.send_ns.get(sender)?.get(seq)?.get().checked_sub(1)
     }
 
-    fn on_server_error(&self, msg: &Incoming) {
+    /// Counts a delivery of a draw written at `sent_ns` and records its latency, which it returns in µs.
+    pub fn record_delivery(&self, sent_ns: u64) -> u64 {
+        let us = self.now_ns().saturating_sub(sent_ns) / 1000;
+        bump(&self.delivered);
+        self.latencies.borrow_mut().record_us(us);
+        us
+    }
+
+    pub fn on_server_error(&self, msg: &Incoming) {
         bump(&self.server_errors);
         self.first_server_error.borrow_mut().get_or_insert_with(|| {
             format!("{}: {}", msg.code.as_deref().unwrap_or("?"), msg.message.as_deref().unwrap_or("?"))
@@ -251,6 +267,12 @@ impl Load {
             println!("# first server error: {err}");
         }
     }
+}
+
+/// The sender index and sequence number a draw of this tool carries.
+pub fn draw_id(msg: &Incoming) -> Option<(usize, usize)> {
+    let low = whole(msg.start_y?).filter(|&low| low < SEQ_SPLIT)?;
+    Some((whole(msg.start_x?)?, whole(msg.end_x?)? * SEQ_SPLIT + low))
 }
 
 fn whole(value: f64) -> Option<usize> {

@@ -8,6 +8,7 @@
 //! $L fanout  --url ws://127.0.0.1:8080/ws --clients 100 --senders 10 --rate 50 --secs 10 --server-pid PID
 //! $L join    --url ws://127.0.0.1:8080/ws --clients 1000 --rounds 20
 //! $L latency --url ws://127.0.0.1:8080/ws --draws 10000 --rate 1000
+//! $L soak    --url ws://127.0.0.1:8080/ws --minutes 5 --clients 200 --churn-per-sec 20 --server-pid PID
 //! ```
 //!
 //! What it measures, and how:
@@ -39,6 +40,34 @@
 //!   `canvasState`. The number tells a fresh peer snapshot from the server's fallback
 //!   (`"data":""`, or a snapshot it stored earlier); no `canvasState` within 10 s counts
 //!   as none.
+//! * **soak**: N clients connect (all at once, at most 256 handshakes in flight) and
+//!   the run starts once each has its `canvasState`. For `--minutes`, a random client
+//!   leaves every 1/C s (C a second, spread over the second rather than in one burst), 9
+//!   in 20 with a close handshake (1000), 9 in 20 by dropping the TCP connection, 2 in 20
+//!   by writing half of a masked text frame and then dropping it, and a new client
+//!   replaces it at once (the tool also tops up to N should the server close some). Each
+//!   newcomer waits for its `canvasState`: none within 10 s of the upgrade counts as a
+//!   sync timeout, one that comes later as late, a client churned away before either as
+//!   abandoned. K draw schedules of `--rate` draws/s (staggered, encoded as in fanout)
+//!   are each held by one synced client; when it leaves, a random synced client takes the
+//!   schedule over (at once, or at the next replacement if the server closed the drawer)
+//!   and carries on with its sequence numbers, skipping the draws that fell due
+//!   meanwhile. A receiver counts a draw as a delivery (and its relay latency) unless it
+//!   was written before the receiver started connecting (the server's replay of its
+//!   board) or is one it already had (repeated). Draws of a schedule skipped when a later
+//!   one comes first are gaps; those that come afterwards are late (the server orders
+//!   draws per connection, and a schedule changes connections at a takeover), the others
+//!   missed. With `--server-pid`, every `--sample-secs` a `# t=` line gives the server's
+//!   VmRSS, its open fds (entries of `/proc/PID/fd`), the clients the tool holds, the
+//!   last `clientCount` seen, relay p99 since the previous line and the CPU share of the
+//!   server and of this tool (which shows whether the tool kept up). The summary gives
+//!   RSS and fds before the ramp, at the start, middle (the sample nearest half-time) and
+//!   end, their maximum, the RSS trend (least squares, KiB per minute, over the whole run
+//!   and over its second half), and both again once the tool has drained for 2 s, closed
+//!   every client and waited up to 3 s for the server's fd count to come back down; then
+//!   syncs, closes by kind, close codes the server sent (answers to the tool's close
+//!   handshakes, and closes it started), errors, deliveries and latency. `--max-secs`
+//!   defaults to M*60+60.
 //!
 //! Every client answers `canvasRequest`, ignores what it does not measure and counts how
 //! the server closed it. The load runs on one thread (a smol `LocalExecutor`, TCP_NODELAY,
@@ -56,6 +85,7 @@ mod opts;
 mod procfs;
 mod relay;
 mod snapshot;
+mod soak;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -96,6 +126,7 @@ async fn run(ex: &LocalExecutor<'_>, opts: &Opts, addr: SocketAddr) {
         Mode::Fanout => relay::fanout(ex, opts, addr).await,
         Mode::Join => join::run(ex, opts, addr).await,
         Mode::Latency => relay::latency(ex, opts, addr).await,
+        Mode::Soak => soak::run(ex, opts, addr).await,
     }
 }
 

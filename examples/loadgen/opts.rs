@@ -10,16 +10,21 @@ loadgen: load tool for a smolcanvas server (the canvas protocol on /ws); every r
 connections, messages and time, and a watchdog exits with code 3 after --max-secs (default 300). \
 `idle --url ws://HOST:PORT/ws --conns N [--hold-secs 10]` opens and holds N connections and \
 reports how many were held, failed or closed by the server and, with --server-pid PID, the \
-server's VmRSS before and after and KiB per connection. `fanout --url URL --clients N --senders \
-K --rate R --secs S [--drain-secs 5]` has K of N clients send R draws/s each for S s and reports \
+server's VmRSS before and after and KiB per connection. `fanout --url URL --clients N --senders K \
+--rate R --secs S [--drain-secs 5]` has K of N clients send R draws/s each for S s and reports \
 deliveries, losses, relay latency p50/p99/max and, with --server-pid, server CPU per delivery. \
 `join --url URL --clients N [--rounds 20] [--png-kib 100]` keeps N-1 peers that answer canvas \
 syncs with a png-kib KiB snapshot and times a newcomer's connect-to-canvasState over the rounds, \
 counting peer snapshots, server fallbacks and syncs that never came. `latency --url URL [--draws \
-10000] [--rate 1000]` times draw relay between two clients. Ramps open --batch connections at a \
-time (default 100, 0 = all at once) and wait up to --settle-secs (default 30) for every client \
-to see the new clientCount. Add ?key=KEY to the URL for a server with an access key. Output is \
-key=value lines; lines starting with # are comments.";
+10000] [--rate 1000]` times draw relay between two clients. `soak --url URL --minutes M [--clients \
+200] [--churn-per-sec 20] [--drawers 10] [--rate 20] [--sample-secs 10]` keeps about N clients \
+connected for M minutes while it closes C random ones a second (close handshake, TCP drop or half \
+a frame) and opens C new ones, K of them drawing R draws/s each; with --server-pid it samples the \
+server's VmRSS and open fds every --sample-secs and reports start, middle, end and maximum, with \
+syncs, closes, errors, deliveries and relay latency (--max-secs defaults to M*60+60). Ramps open \
+--batch connections at a time (default 100, 0 = all at once) and wait up to --settle-secs (default \
+30) for every client to see the new clientCount. Add ?key=KEY to the URL for a server with an \
+access key. Output is key=value lines; lines starting with # are comments.";
 
 /// The server's default rate limit, in messages per second per client.
 pub const DEFAULT_RATE_LIMIT: f64 = 1000.0;
@@ -34,11 +39,12 @@ pub enum Mode {
     Fanout,
     Join,
     Latency,
+    Soak,
 }
 
 impl Mode {
     fn from_name(name: &str) -> Option<Mode> {
-        [Mode::Idle, Mode::Fanout, Mode::Join, Mode::Latency].into_iter().find(|mode| mode.name() == name)
+        [Mode::Idle, Mode::Fanout, Mode::Join, Mode::Latency, Mode::Soak].into_iter().find(|mode| mode.name() == name)
     }
 
     pub fn name(self) -> &'static str {
@@ -47,6 +53,7 @@ impl Mode {
             Mode::Fanout => "fanout",
             Mode::Join => "join",
             Mode::Latency => "latency",
+            Mode::Soak => "soak",
         }
     }
 
@@ -67,6 +74,17 @@ impl Mode {
             ],
             Mode::Join => &["url", "clients", "rounds", "png-kib", "batch", "settle-secs", "server-pid", "max-secs"],
             Mode::Latency => &["url", "draws", "rate", "drain-secs", "server-pid", "max-secs"],
+            Mode::Soak => &[
+                "url",
+                "minutes",
+                "clients",
+                "churn-per-sec",
+                "drawers",
+                "rate",
+                "sample-secs",
+                "server-pid",
+                "max-secs",
+            ],
         }
     }
 }
@@ -87,6 +105,9 @@ pub struct Opts {
     pub settle_secs: f64,
     pub server_pid: Option<u32>,
     pub max_secs: f64,
+    pub minutes: f64,
+    pub churn: usize,
+    pub sample_secs: f64,
 }
 
 impl Opts {
@@ -97,18 +118,24 @@ impl Opts {
         }
         let mode = Mode::from_name(&args[0]).ok_or_else(|| format!("unknown subcommand {:?}", args[0]))?;
         let flags = Flags::parse(mode, &args[1..])?;
-        let fanout = mode == Mode::Fanout;
+        let (fanout, soak) = (mode == Mode::Fanout, mode == Mode::Soak);
+        let minutes = if soak { flags.value("minutes", None)? } else { 0.0 };
         let opts = Opts {
             mode,
             url: flags.value("url", None)?,
             clients: match mode {
                 Mode::Idle => flags.value("conns", None)?,
                 Mode::Latency => 2,
+                Mode::Soak => flags.value("clients", Some(200))?,
                 Mode::Fanout | Mode::Join => flags.value("clients", None)?,
             },
-            senders: if fanout { flags.value("senders", None)? } else { 1 },
-            rate: flags.value("rate", (!fanout).then_some(DEFAULT_RATE_LIMIT))?,
-            secs: flags.value("secs", (!fanout).then_some(0.0))?,
+            senders: match mode {
+                Mode::Fanout => flags.value("senders", None)?,
+                Mode::Soak => flags.value("drawers", Some(10))?,
+                _ => 1,
+            },
+            rate: flags.value("rate", if soak { Some(20.0) } else { (!fanout).then_some(DEFAULT_RATE_LIMIT) })?,
+            secs: if soak { minutes * 60.0 } else { flags.value("secs", (!fanout).then_some(0.0))? },
             draws: flags.value("draws", Some(10_000))?,
             drain_secs: flags.value("drain-secs", Some(5.0))?,
             hold_secs: flags.value("hold-secs", Some(10.0))?,
@@ -117,7 +144,10 @@ impl Opts {
             batch: flags.value("batch", Some(100))?,
             settle_secs: flags.value("settle-secs", Some(30.0))?,
             server_pid: flags.optional("server-pid")?,
-            max_secs: flags.value("max-secs", Some(300.0))?,
+            max_secs: flags.value("max-secs", Some(if soak { minutes * 60.0 + 60.0 } else { 300.0 }))?,
+            minutes,
+            churn: flags.value("churn-per-sec", Some(20))?,
+            sample_secs: flags.value("sample-secs", Some(10.0))?,
         };
         opts.check()?;
         Ok(Some(opts))
@@ -130,10 +160,22 @@ impl Opts {
             return Err(format!("{} needs at least {min_clients} clients", self.mode.name()));
         }
         if self.senders == 0 || self.senders > self.clients.min(MAX_SENDERS) {
-            return Err(format!("--senders must be between 1 and --clients (and at most {MAX_SENDERS})"));
+            let flag = if self.mode == Mode::Soak { "--drawers" } else { "--senders" };
+            return Err(format!("{flag} must be between 1 and --clients (and at most {MAX_SENDERS})"));
         }
         if durations.iter().any(|d| !(0.0..1e7).contains(d)) || !(self.max_secs > 0.0 && self.max_secs < 1e7) {
             return Err("durations must be finite and not negative, --max-secs positive".into());
+        }
+        if self.mode == Mode::Soak {
+            if !(self.secs > 0.0 && self.secs < 1e7) {
+                return Err("--minutes must be positive".into());
+            }
+            if !(self.sample_secs > 0.0 && self.sample_secs < 1e7) {
+                return Err("--sample-secs must be positive".into());
+            }
+            if self.churn > self.clients {
+                return Err("--churn-per-sec must be at most --clients".into());
+            }
         }
         if self.png_kib > 8 * 1024 {
             return Err("--png-kib must be at most 8192 (the protocol's largest snapshot)".into());
@@ -152,19 +194,24 @@ impl Opts {
     }
 
     fn sending(&self) -> bool {
-        matches!(self.mode, Mode::Fanout | Mode::Latency)
+        matches!(self.mode, Mode::Fanout | Mode::Latency | Mode::Soak)
     }
 
     pub fn draws_per_sender(&self) -> usize {
         match self.mode {
             Mode::Latency => self.draws,
+            Mode::Soak => (self.rate * self.secs).ceil() as usize + 1,
             _ => (self.rate * self.secs).round() as usize,
         }
     }
 
     /// Sockets this run holds at once.
     pub fn connections(&self) -> usize {
-        self.clients + usize::from(self.mode == Mode::Join)
+        match self.mode {
+            Mode::Join => self.clients + 1,
+            Mode::Soak => self.clients + 2 * self.churn,
+            _ => self.clients,
+        }
     }
 }
 

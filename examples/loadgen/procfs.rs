@@ -1,5 +1,5 @@
-//! What the tool reads from /proc: the server's RSS and CPU time, its own CPU time and
-//! its open-file limit.
+//! What the tool reads from /proc: the server's RSS, open files and CPU time, its own CPU
+//! time and its open-file limit.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -8,6 +8,11 @@ use std::{fs, process};
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status.lines().find_map(|line| line.strip_prefix("VmRSS:"))?.split_whitespace().next()?.parse().ok()
+}
+
+/// Entries of `/proc/{pid}/fd`: the files, sockets and pipes the process holds open.
+pub fn open_fds(pid: u32) -> Option<usize> {
+    Some(fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
 }
 
 /// utime + stime of `/proc/{pid}/stat` in clock ticks (the command name in parentheses may contain spaces).
