@@ -84,6 +84,55 @@ fn a_snapshot_and_the_draws_after_it_survive_a_restart() {
     assert_eq!(process.wait_exit().code(), Some(0));
 }
 
+/// Draws 1-2, a first snapshot `one` (saved at once), draws 3-4, a second snapshot `two` within the
+/// snapshot save interval (kept in memory only), draws 5-6; returns once every draw is journaled.
+fn two_snapshots_in_a_row(process: &Process, dir: &Path) {
+    smol::block_on(async {
+        let mut a = draw_alone(process.addr, &[draw(1), draw(2)]).await;
+        for (snapshot, draws) in [("one", [3, 4]), ("two", [5, 6])] {
+            let mut newcomer = Peer::connect(process.addr).await;
+            let id = a.expect_request().await;
+            a.send_state(&id, &png(snapshot)).await;
+            assert_eq!(newcomer.expect_state().await, (id, png(snapshot)));
+            for seq in draws {
+                a.send(draw(seq)).await;
+                assert_eq!(newcomer.next().await, draw(seq));
+            }
+        }
+    });
+    let start = Instant::now();
+    while journal_lines(dir) < 4 {
+        assert!(start.elapsed() < WAIT, "the journal has {} lines, not 4", journal_lines(dir));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_snapshot_not_yet_written_costs_nothing_after_kill_9() {
+    let dir = TempDir::new("restart-snapshot-kill");
+    let mut process = Process::start(dir.path());
+    two_snapshots_in_a_row(&process, dir.path());
+    process.signal("-KILL");
+    assert_eq!(process.wait_exit().code(), None);
+
+    // The disk holds the first snapshot and every draw after it: the same board as the second one.
+    let process = Process::start(dir.path());
+    let draws: Vec<String> = (3..=6).map(draw).collect();
+    assert_eq!(smol::block_on(board_of(process.addr)), (png("one"), draws));
+}
+
+#[test]
+fn a_graceful_stop_writes_the_newest_snapshot() {
+    let dir = TempDir::new("restart-snapshot-term");
+    let mut process = Process::start(dir.path());
+    two_snapshots_in_a_row(&process, dir.path());
+    process.signal("-TERM");
+    assert_eq!(process.wait_exit().code(), Some(0));
+
+    let process = Process::start(dir.path());
+    assert_eq!(smol::block_on(board_of(process.addr)), (png("two"), vec![draw(5), draw(6)]));
+}
+
 #[test]
 fn a_cleared_board_stays_empty_after_a_restart() {
     let dir = TempDir::new("restart-clear");

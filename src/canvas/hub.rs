@@ -14,6 +14,8 @@
 //! - A snapshot forwarded to a newcomer becomes the board's base image when
 //!   draws were journaled since the last one; the journal keeps every draw
 //!   from the moment the peer was asked (a draw painted twice looks the same).
+//!   It is written to disk at most every [`SNAPSHOT_SAVE_INTERVAL`]; until
+//!   then the disk keeps the older snapshot and every draw since.
 //! - Past `journal-limit` draws the server collects a snapshot (`"clientId":"server"`);
 //!   if no peer delivers one the journal keeps growing up to 5x the limit,
 //!   then its oldest draws are dropped from the store.
@@ -42,6 +44,9 @@ pub type ClientId = u64;
 pub const MAX_SYNC_ATTEMPTS: u32 = 3;
 /// Shortest time between two `clientCount` broadcasts.
 pub const COUNT_INTERVAL: Duration = Duration::from_millis(50);
+/// Shortest time between two snapshot writes: every join brings a snapshot,
+/// and an SD card should not fsync 8 MiB twenty times a second.
+pub const SNAPSHOT_SAVE_INTERVAL: Duration = Duration::from_secs(10);
 /// Events handled per wake-up before time-based work gets its turn.
 const MAX_EVENTS_PER_WAKE: usize = 1024;
 
@@ -158,6 +163,10 @@ pub struct Hub {
     compact_at: usize,
     /// Peers allowed to send a large message (a snapshot) now, and until when.
     uploads: Vec<(ClientId, Instant)>,
+    /// When a snapshot was last written to disk.
+    snapshot_saved_at: Option<Instant>,
+    /// When the newer snapshot held in memory is due on disk.
+    save_snapshot_at: Option<Instant>,
     timer: Timer,
     armed: Option<Instant>,
 }
@@ -187,6 +196,8 @@ impl Hub {
             count_sent_at: None,
             compact_at,
             uploads: Vec::new(),
+            snapshot_saved_at: None,
+            save_snapshot_at: None,
             timer: Timer::never(),
             armed: None,
         };
@@ -212,6 +223,9 @@ impl Hub {
             let mut handled = 0;
             while let Some(event) = next.take() {
                 if let Event::Shutdown { done } = event {
+                    if self.save_snapshot_at.is_some() {
+                        self.save_snapshot(Instant::now());
+                    }
                     self.flush();
                     let _ = self.store.try_send(StoreOp::Sync(done));
                     return;
@@ -252,6 +266,7 @@ impl Hub {
                 self.board.clear();
                 self.epoch += 1;
                 self.unflushed.clear();
+                self.save_snapshot_at = None;
                 self.syncs.retain(|s| s.target != Target::Server);
                 self.compact_at = self.config.journal_limit;
                 self.to_store(StoreOp::Clear);
@@ -290,14 +305,32 @@ impl Hub {
         }
         let news = sync.mark > self.board.base_seq || self.board.snapshot.is_none() || sync.target == Target::Server;
         if sync.epoch == self.epoch && news {
-            let keep = self.board.set_snapshot(Utf8Bytes::from(data), sync.mark);
-            self.unflushed.clear();
-            self.compact_at = self.config.journal_limit.max(keep.len() + self.config.journal_limit / 4);
-            info!("board snapshot from client {from}; {} draw(s) kept after it", keep.len());
-            let snapshot = self.board.snapshot.clone().unwrap_or_default();
-            self.to_store(StoreOp::Snapshot(snapshot, keep));
+            let kept = self.board.set_snapshot(Utf8Bytes::from(data), sync.mark).len();
+            self.compact_at = self.config.journal_limit.max(kept + self.config.journal_limit / 4);
+            debug!("board snapshot from client {from}; {kept} draw(s) kept after it");
+            let now = Instant::now();
+            match self.snapshot_saved_at {
+                Some(at) if now < at + SNAPSHOT_SAVE_INTERVAL => {
+                    self.save_snapshot_at = Some(at + SNAPSHOT_SAVE_INTERVAL)
+                }
+                _ => self.save_snapshot(now),
+            }
             self.update_board_gauges();
         }
+    }
+
+    /// Writes the board's snapshot and the draws after it, replacing the
+    /// files. Until then the disk holds an older snapshot and every draw
+    /// since, which paints the same board.
+    fn save_snapshot(&mut self, now: Instant) {
+        self.snapshot_saved_at = Some(now);
+        self.save_snapshot_at = None;
+        // The rewrite carries every journaled draw, the unflushed ones too.
+        self.unflushed.clear();
+        self.flush_at = None;
+        let snapshot = self.board.snapshot.clone().unwrap_or_default();
+        info!("saving the board: a snapshot and {} draw(s) after it", self.board.journal.len());
+        self.to_store(StoreOp::Snapshot(snapshot, self.board.journal.iter().cloned().collect()));
     }
 
     fn journal(&mut self, draw: Utf8Bytes) {
@@ -319,7 +352,11 @@ impl Hub {
             );
             self.flush();
             self.board.drop_oldest(self.config.journal_limit);
-            self.to_store(StoreOp::Rewrite(self.board.journal.iter().cloned().collect()));
+            if self.save_snapshot_at.is_some() {
+                self.save_snapshot(Instant::now());
+            } else {
+                self.to_store(StoreOp::Rewrite(self.board.journal.iter().cloned().collect()));
+            }
         }
         self.metrics.journal_draws.store(self.board.journal.len() as u64, Ordering::Relaxed);
     }
@@ -515,6 +552,9 @@ impl Hub {
                 self.broadcast(&protocol::client_count(self.clients.len()), None);
             }
         }
+        if self.save_snapshot_at.is_some_and(|at| at <= now) {
+            self.save_snapshot(now);
+        }
         if self.flush_at.is_some_and(|at| at <= now) {
             self.flush();
         }
@@ -524,8 +564,8 @@ impl Hub {
     fn arm(&mut self, now: Instant) {
         let count = self.count_dirty.then(|| self.count_sent_at.map_or(now, |at| at + COUNT_INTERVAL));
         let upload = self.uploads.iter().map(|(_, until)| *until).min();
-        let next =
-            [count, self.flush_at, self.syncs.iter().map(|s| s.deadline).min(), upload].into_iter().flatten().min();
+        let sync = self.syncs.iter().map(|s| s.deadline).min();
+        let next = [count, self.flush_at, sync, upload, self.save_snapshot_at].into_iter().flatten().min();
         if next != self.armed {
             self.armed = next;
             match next {
