@@ -155,6 +155,30 @@ fn a_flood_of_50000_draws_is_cut_off_while_the_others_keep_drawing() {
     });
 }
 
+#[test]
+fn a_storm_of_clears_keeps_the_board_right_and_the_others_drawing() {
+    let dir = TempDir::new("attack-clears");
+    let mut process = Process::start(dir.path());
+    let addr = process.addr;
+    smol::block_on(async {
+        let (mut a, mut b) = synced_pair(addr).await;
+        for _ in 0..1500 {
+            b.send(r#"{"type":"clear"}"#).await;
+        }
+        b.send(draw(7)).await;
+        for _ in 0..1500 {
+            assert_eq!(a.next().await, r#"{"type":"clear"}"#, "every clear is relayed, in order");
+        }
+        assert_eq!(draw_seq(&a.next().await), 7);
+        relayed(&mut a, &mut b, 8).await;
+    });
+    process.signal("-TERM");
+    assert_eq!(process.wait_exit().code(), Some(0));
+    let process = Process::start(dir.path());
+    let (snapshot, draws) = smol::block_on(board_of(process.addr));
+    assert_eq!((snapshot.as_str(), draws), ("", vec![draw(7), draw(8)]), "the board after the storm");
+}
+
 /// Sends `n` draws from `a` one at a time; returns how long each took to reach `b`, skipping other senders' draws.
 async fn latencies(a: &mut Peer, b: &mut Peer, first: u32, n: u32) -> Vec<Duration> {
     let mut times = Vec::new();

@@ -101,6 +101,19 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+/// What the files lack between [`Store::absorb`] and [`Store::persist`].
+#[derive(Debug, Default)]
+struct Pending {
+    /// Mirror draws from this index on are not in the journal file yet.
+    append_from: Option<usize>,
+    /// The journal file must be replaced (it supersedes `append_from`).
+    rewrite_journal: bool,
+    /// The snapshot file must be written or removed.
+    snapshot: bool,
+    /// Who waits for these changes to be on disk.
+    syncs: Vec<async_channel::Sender<bool>>,
+}
+
 /// The files of one data dir, and a mirror of what they should hold.
 ///
 /// The mirror (the last snapshot and the draws since, sharing their bytes
@@ -114,6 +127,7 @@ pub struct Store {
     snapshot: Option<Utf8Bytes>,
     draws: Vec<Utf8Bytes>,
     dirty: bool,
+    pending: Pending,
 }
 
 impl Store {
@@ -128,7 +142,14 @@ impl Store {
             let path = path.to_path_buf();
             move |source| StoreError { action, path, source }
         };
-        let mut store = Store { dir: dir.to_path_buf(), journal: None, snapshot: None, draws: Vec::new(), dirty: true };
+        let mut store = Store {
+            dir: dir.to_path_buf(),
+            journal: None,
+            snapshot: None,
+            draws: Vec::new(),
+            dirty: true,
+            pending: Pending::default(),
+        };
         if fs::create_dir_all(dir).is_err() {
             // The store task reports it and keeps trying.
             return Ok((store, Board::default()));
@@ -171,53 +192,72 @@ impl Store {
         self.dirty
     }
 
-    /// Carries out one operation: the mirror first, then the files.
+    /// Carries out one operation: [`Store::absorb`], then [`Store::persist`].
     pub fn apply(&mut self, op: StoreOp) -> Result<(), StoreError> {
-        let at = |action, path: PathBuf| move |source| StoreError { action, path, source };
-        let snapshot_changed = match op {
-            StoreOp::Sync(done) => {
-                let result = self.retry();
-                let _ = done.try_send(result.is_ok());
-                return result;
-            }
+        self.absorb(op);
+        self.persist()
+    }
+
+    /// Takes one operation into the mirror; the files follow at the next [`Store::persist`].
+    pub fn absorb(&mut self, op: StoreOp) {
+        let pending = &mut self.pending;
+        match op {
+            StoreOp::Sync(done) => pending.syncs.push(done),
             StoreOp::Append(draws) => {
-                let appended = if self.dirty { Ok(()) } else { self.append(&draws) };
-                self.draws.extend(draws);
-                if let Err(source) = appended {
-                    self.dirty = true;
-                    return Err(at("appending to", self.dir.join(JOURNAL_FILE))(source));
+                if !pending.rewrite_journal && pending.append_from.is_none() {
+                    pending.append_from = Some(self.draws.len());
                 }
-                return self.retry();
+                self.draws.extend(draws);
             }
             StoreOp::Snapshot(data, keep) => {
                 self.snapshot = Some(data);
                 self.draws = keep;
-                true
+                pending.snapshot = true;
+                pending.rewrite_journal = true;
             }
             StoreOp::Rewrite(keep) => {
                 self.draws = keep;
-                false
+                pending.rewrite_journal = true;
             }
             StoreOp::Clear => {
                 self.snapshot = None;
                 self.draws.clear();
-                true
+                pending.snapshot = true;
+                pending.rewrite_journal = true;
             }
-        };
-        if self.dirty {
-            return self.retry();
         }
-        let written = if snapshot_changed {
-            self.write_snapshot().map_err(at("writing", self.dir.join(SNAPSHOT_FILE)))
-        } else {
-            Ok(())
-        };
-        let written =
-            written.and_then(|()| self.rewrite_journal().map_err(at("rewriting", self.dir.join(JOURNAL_FILE))));
-        if written.is_err() {
+    }
+
+    /// Brings the files up to the mirror with one append or one rewrite,
+    /// however many operations were absorbed, then answers the syncs among
+    /// them. So a burst of operations (a client clearing over and over)
+    /// costs one write, and the queue in front of the store cannot outgrow
+    /// the disk.
+    pub fn persist(&mut self) -> Result<(), StoreError> {
+        let pending = std::mem::take(&mut self.pending);
+        let result = if self.dirty { self.retry() } else { self.write(&pending) };
+        if result.is_err() {
             self.dirty = true;
         }
-        written
+        for done in pending.syncs {
+            let _ = done.try_send(result.is_ok());
+        }
+        result
+    }
+
+    fn write(&mut self, pending: &Pending) -> Result<(), StoreError> {
+        let at = |action, path: PathBuf| move |source| StoreError { action, path, source };
+        let journal_path = self.dir.join(JOURNAL_FILE);
+        if pending.snapshot {
+            self.write_snapshot().map_err(at("writing", self.dir.join(SNAPSHOT_FILE)))?;
+        }
+        if pending.rewrite_journal {
+            self.rewrite_journal().map_err(at("rewriting", journal_path))
+        } else if let Some(from) = pending.append_from {
+            append(&mut self.journal, &journal_path, &self.draws[from..]).map_err(at("appending to", journal_path))
+        } else {
+            Ok(())
+        }
     }
 
     /// If a write failed before, writes everything again (creating the dir if needed).
@@ -245,24 +285,6 @@ impl Store {
         }
     }
 
-    fn append(&mut self, draws: &[Utf8Bytes]) -> io::Result<()> {
-        if self.journal.is_none() {
-            self.journal = Some(OpenOptions::new().create(true).append(true).open(self.dir.join(JOURNAL_FILE))?);
-        }
-        let Some(file) = self.journal.as_mut() else { unreachable!("opened above") };
-        let mut buf = Vec::with_capacity(draws.iter().map(|d| d.len() + 1).sum());
-        for draw in draws {
-            buf.extend_from_slice(draw.as_bytes());
-            buf.push(b'\n');
-        }
-        let result = file.write_all(&buf).and_then(|()| file.sync_data());
-        if result.is_err() {
-            // Reopen next time: the handle may be in a bad state.
-            self.journal = None;
-        }
-        result
-    }
-
     /// Replaces the journal file with the mirror's draws and opens it for appending.
     fn rewrite_journal(&mut self) -> io::Result<()> {
         self.journal = None;
@@ -278,6 +300,25 @@ impl Store {
         self.journal = Some(OpenOptions::new().append(true).open(path)?);
         Ok(())
     }
+}
+
+/// Appends `draws` to the journal at `path` through `journal` (opened on
+/// first use, dropped after a failure so the next append reopens it) and fsyncs.
+fn append(journal: &mut Option<File>, path: &Path, draws: &[Utf8Bytes]) -> io::Result<()> {
+    if journal.is_none() {
+        *journal = Some(OpenOptions::new().create(true).append(true).open(path)?);
+    }
+    let Some(file) = journal.as_mut() else { unreachable!("opened above") };
+    let mut buf = Vec::with_capacity(draws.iter().map(|d| d.len() + 1).sum());
+    for draw in draws {
+        buf.extend_from_slice(draw.as_bytes());
+        buf.push(b'\n');
+    }
+    let result = file.write_all(&buf).and_then(|()| file.sync_data());
+    if result.is_err() {
+        *journal = None;
+    }
+    result
 }
 
 /// Parses journal bytes; returns the draws and whether the file was clean.
@@ -363,6 +404,28 @@ mod tests {
         assert!(!store.is_dirty());
         let (_, board) = Store::open(&dir).unwrap();
         assert_eq!(board.journal.len(), 3, "nothing was lost while the disk failed");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_burst_of_operations_is_written_once_and_right() {
+        let dir = temp_dir("burst");
+        let (mut store, _) = Store::open(&dir).unwrap();
+        let draw = || Utf8Bytes::from_static(DRAW);
+        store.absorb(StoreOp::Append(vec![draw()]));
+        for _ in 0..1000 {
+            store.absorb(StoreOp::Clear);
+            store.absorb(StoreOp::Append(vec![draw(), draw()]));
+        }
+        store.absorb(StoreOp::Snapshot(Utf8Bytes::from_static("data:image/png;base64,AAAA"), vec![draw()]));
+        store.absorb(StoreOp::Append(vec![draw()]));
+        let (done, saved) = async_channel::bounded(1);
+        store.absorb(StoreOp::Sync(done));
+        store.persist().unwrap();
+        assert_eq!(saved.try_recv(), Ok(true));
+        let (_, board) = Store::open(&dir).unwrap();
+        assert_eq!(board.snapshot.as_deref(), Some("data:image/png;base64,AAAA"));
+        assert_eq!(board.journal.len(), 2);
         fs::remove_dir_all(&dir).unwrap();
     }
 

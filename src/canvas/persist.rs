@@ -1,5 +1,6 @@
 //! The store task: applies the hub's board changes on the blocking pool, in
-//! order, retries after a failure, and reports the data dir's health.
+//! order and in batches (whatever queued up while the last write ran becomes
+//! one write), retries after a failure, and reports the data dir's health.
 //!
 //! A disk that fails does not stop the board: the hub keeps relaying, the
 //! store keeps every change in its mirror, logs one error per kind of
@@ -67,17 +68,22 @@ pub async fn run(
         } else {
             Some(ops.recv().await)
         };
-        let op = match next {
-            Some(Ok(op)) => Some(op),
+        // Everything queued by now goes into one write.
+        let mut batch = Vec::new();
+        match next {
+            Some(Ok(op)) => batch.push(op),
             Some(Err(_)) => return,
-            None => None,
-        };
+            None => {}
+        }
+        while let Ok(op) = ops.try_recv() {
+            batch.push(op);
+        }
         let was_dirty = store.is_dirty();
         let (back, result) = smol::unblock(move || {
-            let result = match op {
-                Some(op) => store.apply(op),
-                None => store.retry(),
-            };
+            for op in batch {
+                store.absorb(op);
+            }
+            let result = store.persist();
             (store, result)
         })
         .await;
