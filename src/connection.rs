@@ -5,6 +5,12 @@
 //! client's outbox, the heartbeat timer, eviction or server shutdown. Outgoing
 //! messages are written in batches (everything queued at that moment) and
 //! flushed once, so a burst costs one syscall, not one per message.
+//!
+//! What one connection can make the server hold for writing is bounded: a
+//! message larger than [`MAX_FRAME_PAYLOAD`] goes out as fragments of that
+//! size, each written only once the one before has left tungstenite's
+//! buffer, and pongs owed to a peer that does not read stay in that same
+//! bounded buffer (see `server::websocket_config`).
 
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
@@ -12,9 +18,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_tungstenite::WebSocketStream;
+use async_tungstenite::tungstenite::error::ProtocolError;
 use async_tungstenite::tungstenite::protocol::CloseFrame;
-use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use async_tungstenite::tungstenite::{Error as WsError, Message};
+use async_tungstenite::tungstenite::protocol::frame::Frame;
+use async_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data as OpData, OpCode};
+use async_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 use futures_lite::StreamExt;
 use futures_lite::future::{self, FutureExt};
 use futures_sink::Sink;
@@ -24,6 +32,7 @@ use smol::Timer;
 use crate::limit::{Guarded, MessageLimit, MessageTooBig};
 use crate::metrics::{Metrics, add};
 use crate::outbox::OutboxReceiver;
+use crate::rate::TokenBucket;
 use crate::server::{Shared, timeout};
 use crate::stream::Stream;
 use crate::tripwire::TripListener;
@@ -32,6 +41,10 @@ use crate::tripwire::TripListener;
 const MAX_BATCH: usize = 256;
 /// How long a close handshake waits for the peer's answer.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Largest frame payload the server writes. A larger message is sent as
+/// fragments of this size (RFC 6455 section 5.4), so tungstenite's write
+/// buffer never holds a whole snapshot for a client that reads slowly.
+pub const MAX_FRAME_PAYLOAD: usize = 16 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -56,6 +69,8 @@ pub struct Connection {
     next_ping: Instant,
     heartbeat: Timer,
     shutdown: TripListener,
+    /// The rate limit every frame from the peer spends, once the app set one.
+    rate: Option<TokenBucket>,
 }
 
 enum Wake {
@@ -90,6 +105,7 @@ impl Connection {
             next_ping,
             heartbeat: Timer::at(first_check),
             shutdown,
+            rate: None,
         }
     }
 
@@ -117,6 +133,29 @@ impl Connection {
     /// The server's counters.
     pub fn metrics(&self) -> &Metrics {
         &self.shared.metrics
+    }
+
+    /// Holds the peer to `rate` frames a second with bursts of `burst`.
+    ///
+    /// Control frames (pings, pongs) spend a token as they arrive, and a
+    /// peer that runs out is closed with 1008. Data messages spend one when
+    /// the app calls [`Connection::take_token`], so the app can exempt the
+    /// messages it asked for.
+    pub fn limit_rate(&mut self, rate: f64, burst: f64) {
+        self.rate = Some(TokenBucket::new(rate, burst));
+    }
+
+    /// Spends one of the peer's tokens; `false` when it exceeded the rate
+    /// limit (always `true` without one).
+    pub fn take_token(&mut self) -> bool {
+        self.rate.as_mut().is_none_or(|bucket| bucket.take(Instant::now()))
+    }
+
+    /// Closes the connection with 1008 because the peer exceeded its rate limit.
+    pub async fn close_rate_limited(&mut self) {
+        info!("{}: exceeded the rate limit: closing with 1008", self.peer);
+        add(&self.shared.metrics.rate_limited_closed, 1);
+        self.close(CloseCode::Policy, "rate limit exceeded").await;
     }
 
     /// Whether the connection is still open.
@@ -150,19 +189,43 @@ impl Connection {
                         }
                     }
                 }
-                Wake::Outgoing(None) => match outbox.and_then(OutboxReceiver::eviction_reason) {
-                    Some(reason) => {
-                        info!("{}: closing: {reason}", self.peer);
-                        self.close(CloseCode::Policy, reason).await;
-                    }
-                    None => self.close(CloseCode::Away, "server closed the session").await,
-                },
+                Wake::Outgoing(None) => self.on_outbox_closed(outbox).await,
                 // Boxed: every 20 s per connection, not worth a larger task for all of them.
                 Wake::Heartbeat => Box::pin(self.on_heartbeat()).await,
                 Wake::Shutdown => self.close(CloseCode::Away, "server shutting down").await,
             }
         }
         None
+    }
+
+    /// Runs `work` to its end while writing whatever `outbox` queues
+    /// meanwhile, reading nothing: an app that waits (for room in a busy
+    /// actor's mailbox, say) keeps delivering to its client, so only a client
+    /// that does not read is ever too slow. `None` if the connection ended first.
+    pub async fn deliver_until<T>(&mut self, outbox: &OutboxReceiver, work: impl Future<Output = T>) -> Option<T> {
+        let mut work = pin!(work);
+        while self.state == State::Open {
+            let step = async { Ok(work.as_mut().await) }.or(async { Err(outbox.recv().await) }).await;
+            match step {
+                Ok(done) => return Some(done),
+                Err(Some(message)) => {
+                    self.write(message, Some(outbox)).await;
+                }
+                Err(None) => self.on_outbox_closed(Some(outbox)).await,
+            }
+        }
+        None
+    }
+
+    /// The outbox ended: the app evicted the client or dropped its session.
+    async fn on_outbox_closed(&mut self, outbox: Option<&OutboxReceiver>) {
+        match outbox.and_then(OutboxReceiver::eviction_reason) {
+            Some(reason) => {
+                info!("{}: closing: {reason}", self.peer);
+                self.close(CloseCode::Policy, reason).await;
+            }
+            None => self.close(CloseCode::Away, "server closed the session").await,
+        }
     }
 
     async fn wait(&mut self, outbox: Option<&OutboxReceiver>) -> Wake {
@@ -203,8 +266,15 @@ impl Connection {
                         self.state = State::Closed;
                         None
                     }
-                    // Pings are answered by tungstenite; pongs only count as life.
-                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => None,
+                    // Pings are answered by tungstenite; pongs only count as
+                    // life. Both spend the peer's rate tokens like any frame.
+                    Message::Ping(_) | Message::Pong(_) => {
+                        if !self.take_token() {
+                            Box::pin(self.close_rate_limited()).await;
+                        }
+                        None
+                    }
+                    Message::Frame(_) => None,
                 }
             }
             None => {
@@ -224,6 +294,13 @@ impl Connection {
             WsError::Capacity(_) => (CloseCode::Size, "message too big"),
             WsError::Io(io) if MessageTooBig::find(io).is_some() => (CloseCode::Size, "message too big"),
             WsError::Utf8(_) => (CloseCode::Invalid, "invalid UTF-8 in text message"),
+            // A peer that drops TCP without a close frame is ordinary (a
+            // closed laptop lid, a lost network): nothing to answer.
+            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+                debug!("{}: peer went away without a close frame", self.peer);
+                self.state = State::Closed;
+                return;
+            }
             WsError::Protocol(_) => (CloseCode::Protocol, "protocol error"),
             _ => {
                 debug!("{}: connection failed: {err}", self.peer);
@@ -353,18 +430,78 @@ async fn write_batch(
     let mut next = Some(first);
     let mut count = 0;
     while let Some(message) = next.take() {
-        if message.is_text() || message.is_binary() {
-            add(&metrics.messages_out, 1);
-            add(&metrics.bytes_out, message.len() as u64);
-        }
-        future::poll_fn(|cx| Pin::new(&mut *ws).poll_ready(cx)).await.map_err(WriteError::Ws)?;
-        Pin::new(&mut *ws).start_send(message).map_err(WriteError::Ws)?;
+        // A message queued as fragments is written whole: nothing may come between them.
+        let unfinished = matches!(&message, Message::Frame(frame) if !frame.header().is_final);
+        count_out(metrics, &message);
+        send_fragmented(ws, message).await.map_err(WriteError::Ws)?;
         count += 1;
-        if count < MAX_BATCH {
+        if count < MAX_BATCH || unfinished {
             next = outbox.and_then(OutboxReceiver::try_recv);
         }
     }
     future::poll_fn(|cx| Pin::new(&mut *ws).poll_flush(cx)).await.map_err(WriteError::Ws)
+}
+
+/// Counts an outgoing data message (a data frame that starts one counts as the message).
+fn count_out(metrics: &Metrics, message: &Message) {
+    let starts_message = match message {
+        Message::Text(_) | Message::Binary(_) => true,
+        Message::Frame(frame) => matches!(frame.header().opcode, OpCode::Data(OpData::Text | OpData::Binary)),
+        _ => return,
+    };
+    if starts_message {
+        add(&metrics.messages_out, 1);
+    }
+    if !matches!(message, Message::Frame(frame) if !matches!(frame.header().opcode, OpCode::Data(_))) {
+        add(&metrics.bytes_out, message.len() as u64);
+    }
+}
+
+/// A data message or data frame as (opcode, payload, final); anything else back as it is.
+fn data_frame(message: Message) -> Result<(OpCode, Bytes, bool), Message> {
+    match message {
+        Message::Text(text) => Ok((OpCode::Data(OpData::Text), text.into(), true)),
+        Message::Binary(bytes) => Ok((OpCode::Data(OpData::Binary), bytes, true)),
+        Message::Frame(frame) if matches!(frame.header().opcode, OpCode::Data(_)) => {
+            let (opcode, fin) = (frame.header().opcode, frame.header().is_final);
+            Ok((opcode, frame.into_payload(), fin))
+        }
+        other => Err(other),
+    }
+}
+
+/// Sends `message`, as fragments of at most [`MAX_FRAME_PAYLOAD`] when it is larger.
+async fn send_fragmented(ws: &mut WebSocketStream<Guarded<Stream>>, message: Message) -> Result<(), WsError> {
+    if message.len() <= MAX_FRAME_PAYLOAD {
+        return send_one(ws, message).await;
+    }
+    let (mut opcode, payload, fin) = match data_frame(message) {
+        Ok(parts) => parts,
+        Err(other) => return send_one(ws, other).await,
+    };
+    let mut start = 0;
+    while start < payload.len() {
+        let end = (start + MAX_FRAME_PAYLOAD).min(payload.len());
+        let last = end == payload.len();
+        send_one(ws, Message::Frame(Frame::message(payload.slice(start..end), opcode, last && fin))).await?;
+        opcode = OpCode::Data(OpData::Continue);
+        start = end;
+    }
+    Ok(())
+}
+
+/// Hands one message (or frame) to tungstenite. When its write buffer is
+/// full (of pongs owed to a peer that does not read, say), waits until the
+/// socket takes the buffer, then queues the message.
+async fn send_one(ws: &mut WebSocketStream<Guarded<Stream>>, message: Message) -> Result<(), WsError> {
+    future::poll_fn(|cx| Pin::new(&mut *ws).poll_ready(cx)).await?;
+    match Pin::new(&mut *ws).start_send(message) {
+        Err(WsError::WriteBufferFull(message)) => {
+            future::poll_fn(|cx| Pin::new(&mut *ws).poll_flush(cx)).await?;
+            Pin::new(&mut *ws).start_send(*message)
+        }
+        other => other,
+    }
 }
 
 fn describe(frame: Option<&CloseFrame>) -> String {

@@ -14,6 +14,7 @@ pub mod http;
 pub mod limit;
 pub mod metrics;
 pub mod outbox;
+pub mod rate;
 pub mod server;
 pub mod stream;
 #[cfg(feature = "tls")]
@@ -24,6 +25,7 @@ pub use canvas::Canvas;
 pub use config::{CanvasConfig, Config, ServerConfig, TlsFiles};
 pub use connection::Connection;
 pub use outbox::{Outbox, OutboxReceiver, outbox};
+pub use rate::TokenBucket;
 pub use server::{App, Server, ServerError};
 pub use tripwire::Tripwire;
 

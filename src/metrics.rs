@@ -66,6 +66,8 @@ pub struct Metrics {
     pub messages_out: AtomicU64,
     /// Payload bytes of those messages.
     pub bytes_out: AtomicU64,
+    /// Clients closed for exceeding their rate limit (any kind of frame).
+    pub rate_limited_closed: AtomicU64,
 }
 
 /// Adds `n` to a counter.
@@ -138,5 +140,12 @@ impl Metrics {
             get(&self.messages_out),
         );
         write_metric(out, "smolcanvas_bytes_out_total", "counter", "Payload bytes sent.", get(&self.bytes_out));
+        write_metric(
+            out,
+            "smolcanvas_rate_limited_closed_total",
+            "counter",
+            "Clients closed for exceeding the rate limit.",
+            get(&self.rate_limited_closed),
+        );
     }
 }

@@ -27,9 +27,18 @@ const IDLE_CAPACITY: usize = 4;
 
 #[derive(Default)]
 struct Queue {
-    items: VecDeque<Message>,
+    items: VecDeque<Entry>,
+    /// Bytes of the queued messages that count against the limit.
     bytes: usize,
+    /// Queued messages that do not.
+    exempt: usize,
     closed: bool,
+}
+
+struct Entry {
+    message: Message,
+    /// Whether its bytes count against the limit.
+    counted: bool,
 }
 
 struct Shared {
@@ -105,27 +114,48 @@ impl Outbox {
         self.enqueue(message, true)
     }
 
-    /// Queues `message` whatever the queue holds: for replies whose size the
-    /// caller has bounded (the board replay to a newcomer).
-    pub fn push_unbounded(&self, message: Message) -> Result<(), PushError> {
-        self.enqueue(message, false)
+    /// Queues `messages`, together and whatever the queue holds, without
+    /// counting them against the byte limit: for replies whose size the
+    /// caller bounds itself (a newcomer's board sync, however large, must not
+    /// make the newcomer look like a slow reader). Share the bytes of such
+    /// messages (`Utf8Bytes`, `Bytes`) rather than copy them per client.
+    /// The fragments of one message must be queued in one call.
+    pub fn push_exempt(&self, messages: impl IntoIterator<Item = Message>) -> Result<(), PushError> {
+        {
+            let mut queue = self.shared.queue();
+            if queue.closed {
+                return Err(PushError::Closed);
+            }
+            let before = queue.items.len();
+            queue.items.extend(messages.into_iter().map(|message| Entry { message, counted: false }));
+            queue.exempt += queue.items.len() - before;
+        }
+        self.shared.waker.wake();
+        Ok(())
     }
 
-    fn enqueue(&self, message: Message, bounded: bool) -> Result<(), PushError> {
+    fn enqueue(&self, message: Message, counted: bool) -> Result<(), PushError> {
         let size = message.len();
         {
             let mut queue = self.shared.queue();
             if queue.closed {
                 return Err(PushError::Closed);
             }
-            if bounded && queue.bytes > 0 && queue.bytes + size > self.shared.limit {
-                return Err(PushError::Full);
+            if counted {
+                if queue.bytes > 0 && queue.bytes + size > self.shared.limit {
+                    return Err(PushError::Full);
+                }
+                queue.bytes += size;
             }
-            queue.bytes += size;
-            queue.items.push_back(message);
+            queue.items.push_back(Entry { message, counted });
         }
         self.shared.waker.wake();
         Ok(())
+    }
+
+    /// Messages queued with [`Outbox::push_exempt`] that are still waiting.
+    pub fn exempt_queued(&self) -> usize {
+        self.shared.queue().exempt
     }
 
     /// Closes the client with 1008 and `reason`, whatever it is doing;
@@ -136,6 +166,7 @@ impl Outbox {
             let mut queue = self.shared.queue();
             queue.closed = true;
             queue.bytes = 0;
+            queue.exempt = 0;
             std::mem::take(&mut queue.items)
         };
         drop(dropped);
@@ -143,7 +174,7 @@ impl Outbox {
         self.shared.waker.wake();
     }
 
-    /// Bytes waiting now.
+    /// Bytes waiting now that count against the limit.
     pub fn queued_bytes(&self) -> usize {
         self.shared.queue().bytes
     }
@@ -160,8 +191,12 @@ impl OutboxReceiver {
     /// The next message if one is waiting (none once evicted).
     pub fn try_recv(&self) -> Option<Message> {
         let mut queue = self.shared.queue();
-        let message = queue.items.pop_front()?;
-        queue.bytes -= message.len();
+        let Entry { message, counted } = queue.items.pop_front()?;
+        if counted {
+            queue.bytes -= message.len();
+        } else {
+            queue.exempt -= 1;
+        }
         if queue.items.is_empty() && queue.items.capacity() > IDLE_CAPACITY {
             queue.items.shrink_to(IDLE_CAPACITY);
         }
@@ -216,7 +251,20 @@ mod tests {
         assert_eq!(tx.queued_bytes(), 0);
         assert_eq!(tx.push(Message::text("x".repeat(100))), Ok(()));
         assert_eq!(tx.push(Message::text("y")), Err(PushError::Full));
-        assert_eq!(tx.push_unbounded(Message::text("y")), Ok(()));
+        assert_eq!(tx.push_exempt([Message::text("y")]), Ok(()));
+    }
+
+    #[test]
+    fn exempt_messages_do_not_count_against_the_limit() {
+        let (tx, rx) = outbox(10);
+        assert_eq!(tx.push_exempt([Message::text("x".repeat(100))]), Ok(()));
+        assert_eq!((tx.queued_bytes(), tx.exempt_queued()), (0, 1));
+        assert_eq!(tx.push(Message::text("123456")), Ok(()));
+        assert_eq!(tx.push(Message::text("123456")), Err(PushError::Full));
+        assert_eq!(rx.try_recv().map(|m| m.len()), Some(100));
+        assert_eq!((tx.queued_bytes(), tx.exempt_queued()), (6, 0));
+        assert_eq!(rx.try_recv().map(|m| m.len()), Some(6));
+        assert_eq!(tx.queued_bytes(), 0);
     }
 
     #[test]

@@ -24,7 +24,7 @@ use smol::{Async, Executor, Timer};
 
 use crate::accept;
 use crate::config::ServerConfig;
-use crate::connection::Connection;
+use crate::connection::{Connection, MAX_FRAME_PAYLOAD};
 use crate::http;
 use crate::metrics::Metrics;
 use crate::stream::TcpStream;
@@ -119,6 +119,12 @@ pub(crate) struct Shared {
     task_ended: Event,
 }
 
+/// Bytes of frames gathered before a write syscall.
+const WRITE_BUFFER: usize = 8 * 1024;
+/// Most bytes tungstenite may hold for writing to one client: the gathered
+/// frames, one full fragment, and 2 KiB for pongs and a close frame.
+pub const MAX_WRITE_BUFFER: usize = WRITE_BUFFER + MAX_FRAME_PAYLOAD + 2 * 1024;
+
 /// The WebSocket settings, tuned for small machines.
 ///
 /// - `read_buffer_size` 1 KiB: tungstenite allocates the read buffer eagerly
@@ -128,16 +134,19 @@ pub(crate) struct Shared {
 ///   arrives, read 1 KiB per syscall.
 /// - `write_buffer_size` 8 KiB: frames are gathered up to this before a
 ///   write syscall; the connection flushes once per batch anyway.
-/// - `max_write_buffer_size`: one largest message plus 64 KiB, so a client
-///   that stops reading cannot make the buffer grow without bound.
+/// - `max_write_buffer_size` [`MAX_WRITE_BUFFER`]: the gathered frames, one
+///   frame of at most [`MAX_FRAME_PAYLOAD`] (larger messages are fragmented)
+///   and room for control frames. tungstenite queues a pong for every ping
+///   into this buffer, so this bound is what a client that sends pings and
+///   never reads can make the server hold.
 /// - `max_message_size` = `max_frame_size` = `max-message-bytes`: tungstenite
 ///   reserves a frame's declared length as soon as its header arrives, so its
 ///   16 MiB frame default would let any client make the server reserve 16 MiB.
 pub fn websocket_config(max_message_bytes: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(1024)
-        .write_buffer_size(8 * 1024)
-        .max_write_buffer_size(max_message_bytes + 64 * 1024)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
         .max_message_size(Some(max_message_bytes))
         .max_frame_size(Some(max_message_bytes))
 }

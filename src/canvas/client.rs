@@ -1,10 +1,11 @@
 //! One canvas client: reads its messages, validates them, applies its limits and feeds the hub.
 //!
 //! Limits (PROTOCOL.md's connection rules):
-//! - every message but a `canvasState` (an answer to the server's own
+//! - every frame but a `canvasState` (an answer to the server's own
 //!   request, paced by the server and held to the message-size limit) spends
-//!   a token of a bucket that refills at `rate-limit` per second up to
-//!   `rate-burst`; an empty bucket closes the client with 1008;
+//!   a token of the connection's bucket, which refills at `rate-limit` per
+//!   second up to `rate-burst`: pings and pongs too, which the connection
+//!   spends itself; an empty bucket closes the client with 1008;
 //! - each invalid message is answered with an `error` and spends one of
 //!   [`INVALID_BUDGET`] chances, which come back at one per second; the
 //!   client that runs out is closed with 1008;
@@ -13,6 +14,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use async_channel::TrySendError;
+
 use async_tungstenite::tungstenite::Message;
 use log::{debug, info};
 
@@ -20,39 +23,10 @@ use super::Canvas;
 use super::hub::{ClientId, Event};
 use super::protocol::{self, ClientMessage};
 use crate::metrics::add;
-use crate::{CloseCode, Connection, outbox};
+use crate::{CloseCode, Connection, TokenBucket, outbox};
 
 /// Invalid messages a client may send in a burst before it is closed.
 pub const INVALID_BUDGET: f64 = 10.0;
-
-/// A token bucket: `rate` tokens a second, at most `burst` saved up.
-#[derive(Debug, Clone)]
-pub struct TokenBucket {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    at: Instant,
-}
-
-impl TokenBucket {
-    /// A full bucket.
-    pub fn new(rate: f64, burst: f64) -> Self {
-        TokenBucket { rate, burst, tokens: burst, at: Instant::now() }
-    }
-
-    /// Takes one token if there is one.
-    pub fn take(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        self.at = now;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
 
 /// Serves one upgraded connection as a canvas client until it ends.
 ///
@@ -70,7 +44,7 @@ pub fn serve(canvas: Arc<Canvas>, mut conn: Connection) -> impl Future<Output = 
             return;
         }
         info!("{peer}: canvas client {id} connected");
-        let mut rate = TokenBucket::new(canvas.config.rate_limit, canvas.config.rate_burst);
+        conn.limit_rate(canvas.config.rate_limit, canvas.config.rate_burst);
         let mut invalid = TokenBucket::new(1.0, INVALID_BUDGET);
         let metrics = &canvas.metrics;
         while let Some(message) = conn.next(Some(&outbox)).await {
@@ -88,15 +62,22 @@ pub fn serve(canvas: Arc<Canvas>, mut conn: Connection) -> impl Future<Output = 
             // A canvasState answers the server's own request: the server paces those, not the
             // client (the oldest client answers every newcomer in a join storm).
             let answer = matches!(parsed, Ok(ClientMessage::CanvasState { .. }));
-            if !answer && !rate.take(now) {
-                info!("{peer}: client {id} exceeded the rate limit: closing with 1008");
-                add(&metrics.rate_limited_closed, 1);
-                conn.close(CloseCode::Policy, "rate limit exceeded").await;
+            if !answer && !conn.take_token() {
+                conn.close_rate_limited().await;
                 break;
             }
             match parsed {
                 Ok(message) => {
-                    if canvas.events.send(event(id, message)).await.is_err() {
+                    // A full hub mailbox makes this client wait, but it keeps
+                    // receiving what is queued for it meanwhile.
+                    let sent = match canvas.events.try_send(event(id, message)) {
+                        Ok(()) => true,
+                        Err(TrySendError::Full(event)) => {
+                            conn.deliver_until(&outbox, canvas.events.send(event)).await.is_some_and(|r| r.is_ok())
+                        }
+                        Err(TrySendError::Closed(_)) => false,
+                    };
+                    if !sent {
                         break;
                     }
                 }
@@ -126,21 +107,5 @@ fn event(from: ClientId, message: ClientMessage) -> Event {
         ClientMessage::Clear => Event::Clear { from },
         ClientMessage::CanvasRequest => Event::CanvasRequest { from },
         ClientMessage::CanvasState { client_id, data } => Event::CanvasState { from, client_id, data },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn bucket_allows_burst_then_rate() {
-        let start = Instant::now();
-        let mut bucket = TokenBucket { rate: 10.0, burst: 3.0, tokens: 3.0, at: start };
-        assert!((0..3).all(|_| bucket.take(start)));
-        assert!(!bucket.take(start));
-        assert!(bucket.take(start + Duration::from_millis(100)));
-        assert!(!bucket.take(start + Duration::from_millis(100)));
     }
 }

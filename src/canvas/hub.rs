@@ -9,8 +9,18 @@
 //! Decisions where PROTOCOL.md leaves room:
 //! - `clientCount` is sent at most once per 50 ms (the first change at once),
 //!   always with the latest number.
+//! - `clientCount` is the first message a newcomer gets.
 //! - A sync asks at most [`MAX_SYNC_ATTEMPTS`] peers, oldest first, skipping
 //!   peers whose own sync is still pending; then the server answers from its board.
+//! - One peer is asked at a time: a sync that starts while another waits for
+//!   its peer waits too, and is answered from the board once that snapshot
+//!   is in, so no peer uploads a snapshot per newcomer in a join storm.
+//! - A client's own `canvasRequest` starts a sync at most once per
+//!   [`CANVAS_REQUEST_COOLDOWN`], and only once the board sent to it before
+//!   has left its outbox; until then it waits (one at a time, per client).
+//! - A sync's bytes never count against the newcomer's outbox limit: the
+//!   board's snapshot and journal are shared with the outbox, not copied,
+//!   so a newcomer costs its queue's slots, not a copy of the board.
 //! - A snapshot forwarded to a newcomer becomes the board's base image when
 //!   draws were journaled since the last one; the journal keeps every draw
 //!   from the moment the peer was asked (a draw painted twice looks the same).
@@ -47,6 +57,10 @@ pub const COUNT_INTERVAL: Duration = Duration::from_millis(50);
 /// Shortest time between two snapshot writes: every join brings a snapshot,
 /// and an SD card should not fsync 8 MiB twenty times a second.
 pub const SNAPSHOT_SAVE_INTERVAL: Duration = Duration::from_secs(10);
+/// Shortest time between two syncs a client asks for itself.
+pub const CANVAS_REQUEST_COOLDOWN: Duration = Duration::from_secs(2);
+/// How often a held-back `canvasRequest` checks whether its client has read its last sync.
+const UNREAD_SYNC_RECHECK: Duration = Duration::from_millis(100);
 /// Events handled per wake-up before time-based work gets its turn.
 const MAX_EVENTS_PER_WAKE: usize = 1024;
 
@@ -107,6 +121,8 @@ struct Client {
     limit: MessageLimit,
     /// Has a complete board (received a canvasState); only such peers are asked.
     synced: bool,
+    /// When its latest `canvasRequest` started a sync (the cooldown runs from here).
+    requested_sync_at: Option<Instant>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,9 +141,16 @@ impl Target {
     }
 }
 
+/// The one sync in progress: a peer asked for a snapshot, or about to be.
 #[derive(Debug)]
-struct Sync {
+struct PendingSync {
+    /// Who gets the peer's snapshot.
     target: Target,
+    /// The `clientId` the asked peer was sent (the target's, or that of a
+    /// target that left since).
+    request_id: String,
+    /// Clients whose sync started meanwhile: answered from the board when it ends.
+    waiters: Vec<ClientId>,
     asked: Option<ClientId>,
     attempts: u32,
     deadline: Instant,
@@ -137,9 +160,9 @@ struct Sync {
     epoch: u64,
 }
 
-impl Sync {
-    fn target_id(&self) -> String {
-        self.target.id()
+impl PendingSync {
+    fn serves(&self, id: ClientId) -> bool {
+        self.target == Target::Client(id) || self.waiters.contains(&id)
     }
 }
 
@@ -153,7 +176,9 @@ pub struct Hub {
     events: async_channel::Receiver<Event>,
     store: async_channel::Sender<StoreOp>,
     clients: Vec<Client>,
-    syncs: Vec<Sync>,
+    sync: Option<PendingSync>,
+    /// Clients' own `canvasRequest`s held back by the cooldown, and when they are due.
+    resyncs: Vec<(ClientId, Instant)>,
     board: Board,
     epoch: u64,
     unflushed: Vec<Utf8Bytes>,
@@ -187,7 +212,8 @@ impl Hub {
             events,
             store,
             clients: Vec::new(),
-            syncs: Vec::new(),
+            sync: None,
+            resyncs: Vec::new(),
             board,
             epoch: 0,
             unflushed: Vec::new(),
@@ -244,10 +270,12 @@ impl Hub {
         match event {
             Event::Join { id, outbox, limit } => {
                 debug!("client {id} joined");
+                // The newcomer learns the count first; the others with the next broadcast.
+                let _ = outbox.push(Message::Text(protocol::client_count(self.clients.len() + 1)));
                 // Ids are taken before the Join is sent, so with several executor
                 // threads Joins can arrive out of id order: keep the list sorted.
                 let at = self.clients.partition_point(|c| c.id < id);
-                self.clients.insert(at, Client { id, outbox, limit, synced: false });
+                self.clients.insert(at, Client { id, outbox, limit, synced: false, requested_sync_at: None });
                 self.count_dirty = true;
                 self.start_sync(Target::Client(id));
             }
@@ -267,45 +295,62 @@ impl Hub {
                 self.epoch += 1;
                 self.unflushed.clear();
                 self.save_snapshot_at = None;
-                self.syncs.retain(|s| s.target != Target::Server);
                 self.compact_at = self.config.journal_limit;
                 self.to_store(StoreOp::Clear);
                 self.update_board_gauges();
-            }
-            Event::CanvasRequest { from } => {
-                if self.syncs.iter().any(|s| s.target == Target::Client(from)) {
-                    debug!("client {from} asked for a sync while one is in flight; ignored");
-                } else {
-                    self.start_sync(Target::Client(from));
+                // A compaction snapshot asked before the clear is of no use now.
+                if self.sync.as_ref().is_some_and(|s| s.target == Target::Server) {
+                    self.sync.take().into_iter().flat_map(|s| s.waiters).for_each(|id| self.answer_from_board(id));
                 }
             }
+            Event::CanvasRequest { from } => self.on_canvas_request(from, Instant::now()),
             Event::CanvasState { from, client_id, data } => self.on_canvas_state(from, &client_id, data),
             Event::Shutdown { .. } => unreachable!("handled in run"),
         }
     }
 
-    fn on_canvas_state(&mut self, from: ClientId, client_id: &str, data: String) {
-        self.end_upload_unless_asked(from, |s| s.target_id() == client_id);
-        let target = if client_id == SERVER_CLIENT_ID {
-            Some(Target::Server)
-        } else {
-            client_id.parse().ok().map(Target::Client)
+    /// A client asks to be synced again: at most once per cooldown, and only
+    /// once it has read the board it was sent before; until then the request waits.
+    fn on_canvas_request(&mut self, from: ClientId, now: Instant) {
+        if self.sync.as_ref().is_some_and(|s| s.serves(from)) || self.resyncs.iter().any(|(id, _)| *id == from) {
+            debug!("client {from} asked for a sync while one is in flight; ignored");
+            return;
+        }
+        let Ok(index) = self.clients.binary_search_by_key(&from, |c| c.id) else {
+            return;
         };
-        let Some(index) = self.syncs.iter().position(|s| Some(s.target) == target && s.asked == Some(from)) else {
+        let client = &mut self.clients[index];
+        let cooldown = client.requested_sync_at.map(|at| at + CANVAS_REQUEST_COOLDOWN).filter(|due| now < *due);
+        let unread = client.outbox.exempt_queued() > 0;
+        match (cooldown, unread) {
+            (Some(due), _) => self.resyncs.push((from, due)),
+            (None, true) => self.resyncs.push((from, now + UNREAD_SYNC_RECHECK)),
+            (None, false) => {
+                client.requested_sync_at = Some(now);
+                self.start_sync(Target::Client(from));
+            }
+        }
+    }
+
+    fn on_canvas_state(&mut self, from: ClientId, client_id: &str, data: String) {
+        let asked = self.sync.as_ref().is_some_and(|s| s.asked == Some(from) && s.request_id == client_id);
+        // One sync at a time: whatever `from` sent, it owes nothing else now.
+        self.end_upload(from);
+        let Some(sync) = self.sync.take_if(|_| asked) else {
             debug!("client {from}: canvasState for {client_id:?} not asked for or too late; dropped");
             add(&self.metrics.canvas_states_dropped, 1);
             return;
         };
-        let sync = self.syncs.swap_remove(index);
+        // Shared by the newcomer's outbox and the board: one copy, whoever holds it.
+        let data = Utf8Bytes::from(data);
         if let Target::Client(id) = sync.target {
             debug!("client {from} answered the sync for client {id} ({} bytes)", data.len());
             add(&self.metrics.syncs_from_peers, 1);
-            self.send_to(id, protocol::canvas_state(client_id, &data));
-            self.mark_synced(id);
+            self.send_state(id, &data);
         }
         let news = sync.mark > self.board.base_seq || self.board.snapshot.is_none() || sync.target == Target::Server;
         if sync.epoch == self.epoch && news {
-            let kept = self.board.set_snapshot(Utf8Bytes::from(data), sync.mark).len();
+            let kept = self.board.set_snapshot(data, sync.mark).len();
             self.compact_at = self.config.journal_limit.max(kept + self.config.journal_limit / 4);
             debug!("board snapshot from client {from}; {kept} draw(s) kept after it");
             let now = Instant::now();
@@ -316,6 +361,9 @@ impl Hub {
                 _ => self.save_snapshot(now),
             }
             self.update_board_gauges();
+        }
+        for id in sync.waiters {
+            self.answer_from_board(id);
         }
     }
 
@@ -340,7 +388,8 @@ impl Hub {
             self.flush_at = Some(Instant::now() + self.config.flush_interval);
         }
         let len = self.board.journal.len();
-        if len >= self.compact_at && !self.syncs.iter().any(|s| s.target == Target::Server) {
+        // A sync in flight brings a snapshot too.
+        if len >= self.compact_at && self.sync.is_none() {
             info!("journal holds {len} draws: asking a peer for a snapshot");
             self.start_sync(Target::Server);
         }
@@ -412,71 +461,95 @@ impl Hub {
         }
     }
 
-    /// After clients left: drop syncs for them, re-ask syncs that waited on them.
+    /// After clients left: drop them from the sync, re-ask if they were its peer.
     fn clients_removed(&mut self) {
         self.count_dirty = true;
         self.metrics.clients.store(self.clients.len() as u64, Ordering::Relaxed);
         let clients = &self.clients;
         let present = |id: ClientId| clients.binary_search_by_key(&id, |c| c.id).is_ok();
-        self.syncs.retain(|s| match s.target {
-            Target::Client(id) => present(id),
-            Target::Server => true,
-        });
         self.uploads.retain(|(id, _)| present(*id));
-        let now = Instant::now();
-        for sync in &mut self.syncs {
-            if sync.asked.is_some_and(|id| !present(id)) {
-                sync.deadline = now;
+        self.resyncs.retain(|(id, _)| present(*id));
+        let Some(sync) = &mut self.sync else {
+            return;
+        };
+        sync.waiters.retain(|id| present(*id));
+        if let Target::Client(id) = sync.target
+            && !present(id)
+        {
+            // The peer's answer still serves whoever waits; it names the old id.
+            if sync.waiters.is_empty() {
+                self.sync = None;
+                return;
             }
+            sync.target = Target::Client(sync.waiters.remove(0));
+        }
+        if sync.asked.is_some_and(|id| !present(id)) {
+            sync.deadline = Instant::now();
         }
     }
 
-    fn mark_synced(&mut self, id: ClientId) {
-        if let Ok(index) = self.clients.binary_search_by_key(&id, |c| c.id) {
-            self.clients[index].synced = true;
-        }
-    }
-
+    /// Starts a sync for `target`, or lets it wait for the one in flight.
     fn start_sync(&mut self, target: Target) {
         let now = Instant::now();
-        self.syncs.push(Sync { target, asked: None, attempts: 0, deadline: now, mark: 0, epoch: self.epoch });
-        self.advance_due_syncs(now);
+        if let Some(sync) = &mut self.sync {
+            // A compaction needs no sync of its own: the one in flight brings a snapshot.
+            if let Target::Client(id) = target
+                && !sync.serves(id)
+            {
+                sync.waiters.push(id);
+            }
+            return;
+        }
+        let sync = PendingSync {
+            target,
+            request_id: target.id(),
+            waiters: Vec::new(),
+            asked: None,
+            attempts: 0,
+            deadline: now,
+            mark: 0,
+            epoch: self.epoch,
+        };
+        self.sync = Some(sync);
+        self.advance_sync(now);
     }
 
-    /// Moves every sync whose deadline passed to its next peer, or ends it.
-    fn advance_due_syncs(&mut self, now: Instant) {
-        while let Some(index) = self.syncs.iter().position(|s| s.deadline <= now) {
-            let sync = &self.syncs[index];
+    /// Moves the sync to its next peer once its deadline passed, or ends it.
+    fn advance_sync(&mut self, now: Instant) {
+        while let Some(sync) = self.sync.as_ref().filter(|s| s.deadline <= now) {
             if let Some(asked) = sync.asked {
                 debug!("client {asked} did not answer the sync for {:?} in time", sync.target);
                 add(&self.metrics.sync_timeouts, 1);
             }
             let after = sync.asked.unwrap_or(0);
-            let target = sync.target;
             let candidate = if sync.attempts < MAX_SYNC_ATTEMPTS {
-                self.clients.iter().find(|c| c.synced && c.id > after && Target::Client(c.id) != target).map(|c| c.id)
+                self.clients.iter().find(|c| c.synced && c.id > after && !sync.serves(c.id)).map(|c| c.id)
             } else {
                 None
             };
             match candidate.filter(|peer| self.allow_upload(*peer, now)) {
                 Some(peer) => {
-                    let sync = &mut self.syncs[index];
+                    let mark = self.board.next_seq();
+                    let Some(sync) = self.sync.as_mut() else { return };
                     sync.asked = Some(peer);
                     sync.attempts += 1;
                     sync.deadline = now + self.config.sync_timeout;
-                    sync.mark = self.board.next_seq();
-                    let client_id = target.id();
+                    sync.mark = mark;
+                    let request = protocol::canvas_request(&sync.request_id);
                     // A failed push removes the peer, which makes this sync due again.
-                    self.send_to(peer, protocol::canvas_request(&client_id));
+                    self.send_to(peer, request);
                 }
                 None => {
-                    self.syncs.swap_remove(index);
-                    match target {
+                    let Some(sync) = self.sync.take() else { return };
+                    match sync.target {
                         Target::Client(id) => self.answer_from_board(id),
                         Target::Server => {
                             self.compact_at = self.board.journal.len() + self.config.journal_limit / 4;
                             debug!("no peer gave a snapshot; next try at {} draws", self.compact_at);
                         }
+                    }
+                    for id in sync.waiters {
+                        self.answer_from_board(id);
                     }
                 }
             }
@@ -505,15 +578,23 @@ impl Hub {
         true
     }
 
-    /// Takes the large-message allowance back from `peer`, unless a pending
-    /// sync (other than those `answered` matches) still waits for it.
-    fn end_upload_unless_asked(&mut self, peer: ClientId, answered: impl Fn(&Sync) -> bool) {
-        if self.syncs.iter().any(|s| s.asked == Some(peer) && !answered(s)) {
-            return;
-        }
+    /// Takes the large-message allowance back from `peer`.
+    fn end_upload(&mut self, peer: ClientId) {
         self.uploads.retain(|(id, _)| *id != peer);
         if let Ok(index) = self.clients.binary_search_by_key(&peer, |c| c.id) {
             self.clients[index].limit.set(super::SMALL_MESSAGE_BYTES);
+        }
+    }
+
+    /// Sends client `id` a `canvasState` with `data` (shared, not copied) and marks it synced.
+    fn send_state(&mut self, id: ClientId, data: &Utf8Bytes) {
+        let Ok(index) = self.clients.binary_search_by_key(&id, |c| c.id) else {
+            return;
+        };
+        let client = &mut self.clients[index];
+        client.synced = true;
+        if client.outbox.push_exempt(protocol::canvas_state_frames(&id.to_string(), data)).is_err() {
+            self.remove_client(id);
         }
     }
 
@@ -526,22 +607,32 @@ impl Hub {
         add(&self.metrics.syncs_from_server, 1);
         let client = &mut self.clients[index];
         client.synced = true;
-        let state = protocol::canvas_state(&id.to_string(), self.board.snapshot.as_deref().unwrap_or(""));
-        // The replay shares the journal's bytes and is bounded by the journal,
-        // so it bypasses the outbox's byte limit instead of evicting a newcomer.
-        let sent = client.outbox.push_unbounded(Message::Text(state)).is_ok()
-            && self.board.journal.iter().all(|draw| client.outbox.push_unbounded(Message::Text(draw.clone())).is_ok());
-        if !sent {
+        let empty = Utf8Bytes::from_static("");
+        let state = protocol::canvas_state_frames(&id.to_string(), self.board.snapshot.as_ref().unwrap_or(&empty));
+        // The replay shares the snapshot's and the journal's bytes, and does
+        // not count against the outbox limit: a newcomer is never "too slow"
+        // for a large board, and costs a queue slot per draw, not a copy.
+        let replay = state.into_iter().chain(self.board.journal.iter().map(|draw| Message::Text(draw.clone())));
+        if client.outbox.push_exempt(replay).is_err() {
             self.remove_client(id);
         }
     }
 
     fn on_time(&mut self, now: Instant) {
-        self.advance_due_syncs(now);
+        self.advance_sync(now);
         let expired: Vec<ClientId> =
             self.uploads.iter().filter(|(_, until)| *until <= now).map(|(id, _)| *id).collect();
         for id in expired {
-            self.end_upload_unless_asked(id, |_| false);
+            if self.sync.as_ref().is_none_or(|s| s.asked != Some(id)) {
+                self.end_upload(id);
+            }
+        }
+        if self.resyncs.iter().any(|(_, due)| *due <= now) {
+            let (due, later) = std::mem::take(&mut self.resyncs).into_iter().partition(|(_, due)| *due <= now);
+            self.resyncs = later;
+            for (id, _) in due {
+                self.on_canvas_request(id, now);
+            }
         }
         if self.count_dirty {
             let due = self.count_sent_at.map_or(now, |at| at + COUNT_INTERVAL);
@@ -564,8 +655,9 @@ impl Hub {
     fn arm(&mut self, now: Instant) {
         let count = self.count_dirty.then(|| self.count_sent_at.map_or(now, |at| at + COUNT_INTERVAL));
         let upload = self.uploads.iter().map(|(_, until)| *until).min();
-        let sync = self.syncs.iter().map(|s| s.deadline).min();
-        let next = [count, self.flush_at, sync, upload, self.save_snapshot_at].into_iter().flatten().min();
+        let sync = self.sync.as_ref().map(|s| s.deadline);
+        let resync = self.resyncs.iter().map(|(_, due)| *due).min();
+        let next = [count, self.flush_at, sync, upload, resync, self.save_snapshot_at].into_iter().flatten().min();
         if next != self.armed {
             self.armed = next;
             match next {
@@ -598,6 +690,6 @@ fn push(client: &Client, message: &Utf8Bytes, metrics: &CanvasMetrics) -> bool {
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hub").field("clients", &self.clients.len()).field("syncs", &self.syncs).finish()
+        f.debug_struct("Hub").field("clients", &self.clients.len()).field("sync", &self.sync).finish()
     }
 }

@@ -53,8 +53,6 @@ pub struct CanvasMetrics {
     pub sync_timeouts: AtomicU64,
     /// Clients closed because their outbox was full.
     pub slow_clients_closed: AtomicU64,
-    /// Clients closed for exceeding the rate limit.
-    pub rate_limited_closed: AtomicU64,
     /// Clients closed for too many invalid messages.
     pub invalid_closed: AtomicU64,
     /// Clients closed for sending binary frames.
@@ -71,7 +69,7 @@ pub struct CanvasMetrics {
 
 impl CanvasMetrics {
     fn render(&self, out: &mut String) {
-        let rows: [(&str, &str, &str, &AtomicU64); 15] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 14] = [
             ("smolcanvas_canvas_clients", "gauge", "Canvas clients connected.", &self.clients),
             ("smolcanvas_draws_relayed_total", "counter", "Draws relayed to the other clients.", &self.draws_relayed),
             (
@@ -109,12 +107,6 @@ impl CanvasMetrics {
                 "counter",
                 "Clients closed because they read too slowly.",
                 &self.slow_clients_closed,
-            ),
-            (
-                "smolcanvas_rate_limited_closed_total",
-                "counter",
-                "Clients closed for exceeding the rate limit.",
-                &self.rate_limited_closed,
             ),
             (
                 "smolcanvas_invalid_closed_total",

@@ -4,10 +4,14 @@
 //! server sends is encoded once into a [`Utf8Bytes`] that every receiver
 //! shares (cloning it only bumps a reference count).
 
+use std::collections::HashMap;
 use std::fmt;
 
-use async_tungstenite::tungstenite::Utf8Bytes;
+use async_tungstenite::tungstenite::protocol::frame::Frame;
+use async_tungstenite::tungstenite::protocol::frame::coding::{Data as OpData, OpCode};
+use async_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Number, Value};
 
 /// Longest value of a field the server does not know (and of `clientId`).
@@ -146,15 +150,15 @@ pub fn parse(text: &str, max_snapshot_bytes: usize) -> Result<ClientMessage, Pro
         Some(_) => return Err(ProtocolError::new(ErrorCode::InvalidMessage, "type must be a string")),
     };
     match kind.as_deref() {
-        Some("draw") => parse_draw(object).map(ClientMessage::Draw),
+        Some("draw") => parse_draw(object, text).map(ClientMessage::Draw),
         // The seed clients send bare segments without a type.
-        None if object.contains_key("color") => parse_draw(object).map(ClientMessage::Draw),
+        None if object.contains_key("color") => parse_draw(object, text).map(ClientMessage::Draw),
         None => Err(ProtocolError::new(ErrorCode::UnknownType, "missing type")),
-        Some("clear") => check_extra(&object, &[], ErrorCode::InvalidMessage).map(|_| ClientMessage::Clear),
+        Some("clear") => check_extra(&object, &[], ErrorCode::InvalidMessage, text).map(|_| ClientMessage::Clear),
         Some("canvasRequest") => {
-            check_extra(&object, &["clientId"], ErrorCode::InvalidMessage).map(|_| ClientMessage::CanvasRequest)
+            check_extra(&object, &["clientId"], ErrorCode::InvalidMessage, text).map(|_| ClientMessage::CanvasRequest)
         }
-        Some("canvasState") => parse_canvas_state(object, max_snapshot_bytes),
+        Some("canvasState") => parse_canvas_state(object, max_snapshot_bytes, text),
         Some(other) => Err(ProtocolError::new(ErrorCode::UnknownType, format!("unknown type {:?}", truncate(other)))),
     }
 }
@@ -167,9 +171,9 @@ pub fn parse_journaled_draw(line: &str) -> Result<Draw, ProtocolError> {
     }
 }
 
-fn parse_draw(object: Map<String, Value>) -> Result<Draw, ProtocolError> {
+fn parse_draw(object: Map<String, Value>, text: &str) -> Result<Draw, ProtocolError> {
     let invalid = |message: String| ProtocolError::new(ErrorCode::InvalidDraw, message);
-    check_extra(&object, &DRAW_FIELDS, ErrorCode::InvalidDraw)?;
+    check_extra(&object, &DRAW_FIELDS, ErrorCode::InvalidDraw, text)?;
     let color = match object.get("color") {
         Some(Value::String(color)) if is_hex_color(color) => color.clone(),
         Some(_) => return Err(invalid("color must be #rgb or #rrggbb".into())),
@@ -199,9 +203,10 @@ fn parse_draw(object: Map<String, Value>) -> Result<Draw, ProtocolError> {
 fn parse_canvas_state(
     mut object: Map<String, Value>,
     max_snapshot_bytes: usize,
+    text: &str,
 ) -> Result<ClientMessage, ProtocolError> {
     let invalid = |message: String| ProtocolError::new(ErrorCode::InvalidCanvasState, message);
-    check_extra(&object, &["clientId", "data"], ErrorCode::InvalidCanvasState)?;
+    check_extra(&object, &["clientId", "data"], ErrorCode::InvalidCanvasState, text)?;
     let client_id = match object.remove("clientId") {
         Some(Value::String(id)) if !id.is_empty() && id.len() <= MAX_FIELD_BYTES => id,
         _ => return Err(invalid("clientId must be the string from the canvasRequest".into())),
@@ -219,8 +224,10 @@ fn parse_canvas_state(
     Ok(ClientMessage::CanvasState { client_id, data })
 }
 
-/// Fields other than `known` may exist, but neither their names nor their values may exceed 64 bytes.
-fn check_extra(object: &Map<String, Value>, known: &[&str], code: ErrorCode) -> Result<(), ProtocolError> {
+/// Fields other than `known` may exist, but neither their names nor their
+/// values may exceed 64 bytes, as sent (`text` is the message as received:
+/// a number's value is its text, which parsing it would shorten).
+fn check_extra(object: &Map<String, Value>, known: &[&str], code: ErrorCode, text: &str) -> Result<(), ProtocolError> {
     for (name, value) in object {
         if known.contains(&name.as_str()) {
             if let Value::String(s) = value {
@@ -233,8 +240,9 @@ fn check_extra(object: &Map<String, Value>, known: &[&str], code: ErrorCode) -> 
         let too_long = name.len() > MAX_FIELD_BYTES
             || match value {
                 Value::String(s) => s.len() > MAX_FIELD_BYTES,
+                Value::Number(_) => raw_len(text, name) > MAX_FIELD_BYTES,
                 Value::Array(_) | Value::Object(_) => value.to_string().len() > MAX_FIELD_BYTES,
-                _ => false,
+                Value::Bool(_) | Value::Null => false,
             };
         if too_long {
             return Err(ProtocolError::new(
@@ -244,6 +252,15 @@ fn check_extra(object: &Map<String, Value>, known: &[&str], code: ErrorCode) -> 
         }
     }
     Ok(())
+}
+
+/// The length of field `name`'s value as written in `text` (a rare path:
+/// only messages with a numeric field the server does not know get here).
+fn raw_len(text: &str, name: &str) -> usize {
+    serde_json::from_str::<HashMap<String, Box<RawValue>>>(text)
+        .ok()
+        .and_then(|fields| fields.get(name).map(|raw| raw.get().len()))
+        .unwrap_or(0)
 }
 
 fn is_hex_color(color: &str) -> bool {
@@ -294,6 +311,34 @@ pub fn canvas_state(client_id: &str, data: &str) -> Utf8Bytes {
         data: &'a str,
     }
     encode(&CanvasState { kind: "canvasState", client_id, data })
+}
+
+/// Snapshots at most this long go out as one text message; longer ones as
+/// frames that share the snapshot's bytes instead of copying them per client.
+const SHARED_SNAPSHOT_MIN_BYTES: usize = 16 * 1024;
+
+/// `canvasState` for `client_id` with `data`, as messages for an outbox.
+///
+/// A large snapshot becomes one text message in three frames (the JSON
+/// before the data, the data itself, the closing `"}`), the middle one
+/// sharing `data`'s bytes, so a hundred newcomers cost one copy of the
+/// board, not a hundred. That needs `data` to be its own JSON string body
+/// (no quote, backslash or control character), which every valid data URL
+/// is; any other data is encoded in full.
+pub fn canvas_state_frames(client_id: &str, data: &Utf8Bytes) -> Vec<Message> {
+    let plain = data.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
+    if data.len() <= SHARED_SNAPSHOT_MIN_BYTES || !plain {
+        return vec![Message::Text(canvas_state(client_id, data))];
+    }
+    let id = serde_json::to_string(client_id).expect("a string serializes");
+    let head = format!(r#"{{"type":"canvasState","clientId":{id},"data":""#);
+    let text = OpCode::Data(OpData::Text);
+    let more = OpCode::Data(OpData::Continue);
+    vec![
+        Message::Frame(Frame::message(Bytes::from(head), text, false)),
+        Message::Frame(Frame::message(Bytes::from(data.clone()), more, false)),
+        Message::Frame(Frame::message(Bytes::from_static(b"\"}"), more, true)),
+    ]
 }
 
 /// `{"type":"clear"}`

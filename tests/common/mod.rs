@@ -294,6 +294,11 @@ impl RawClient {
         raw
     }
 
+    /// Writes all of `bytes`, bounded in time; the error if the socket failed.
+    pub async fn try_send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        bounded("a write", self.stream.write_all(bytes)).await
+    }
+
     /// Writes all of `bytes` in one call.
     pub async fn send(&mut self, bytes: &[u8]) {
         bounded("a write", self.stream.write_all(bytes)).await.expect("write");

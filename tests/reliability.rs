@@ -1,0 +1,297 @@
+//! What one client, or a crowd, must never do to the others: large boards
+//! that could not be joined, pings that pinned memory, silent newcomers that
+//! cost a snapshot each, legal bursts that evicted their own senders.
+//!
+//! Each test prints what it measured (resident memory, requests, deliveries)
+//! so a run doubles as a report; the assertions are on behaviour and bounds.
+
+mod canvas_common;
+mod common;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use futures_lite::{FutureExt, StreamExt};
+use smolcanvas::server::timeout;
+use smolcanvas::{Canvas, CanvasConfig, Message};
+
+use canvas_common::process::Process;
+use canvas_common::*;
+use common::*;
+
+/// What the server may hold for one client that reads nothing, as README
+/// states it: its outbox (`--outbox-bytes`, 1 MiB) plus the WebSocket write
+/// buffer and the read buffer, under 64 KiB together.
+const PER_CLIENT_BOUND_KIB: u64 = 1024 + 64;
+
+/// Held by the tests that load the machine, so they do not run at once and
+/// starve each other's bounded waits.
+static HEAVY: Mutex<()> = Mutex::new(());
+
+fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A data dir holding a board: `snapshot` (if any) and `draws` journaled after it.
+fn board_dir(name: &str, snapshot: Option<&str>, draws: u32) -> TempDir {
+    let dir = TempDir::new(name);
+    if let Some(data) = snapshot {
+        std::fs::write(dir.path().join("snapshot.txt"), data).expect("write the snapshot");
+    }
+    let journal: String = (0..draws).map(|seq| draw(seq) + "\n").collect();
+    std::fs::write(dir.path().join("journal.jsonl"), journal).expect("write the journal");
+    dir
+}
+
+/// Joins the board at `addr` alone and reads all of it: the count first,
+/// then the snapshot, then every journaled draw in order, with no close.
+async fn join_large_board(addr: SocketAddr, snapshot: &str, draws: u32) {
+    let mut peer = Peer::connect(addr).await;
+    let first = bounded("the first message", recv_text(&mut peer.ws)).await;
+    assert_eq!(first, r#"{"type":"clientCount","clientCount":1}"#, "clientCount must come first");
+    let (_, data) = peer.expect_state().await;
+    assert_eq!(data.len(), snapshot.len(), "the snapshot arrives whole");
+    assert!(data == snapshot, "the snapshot arrives unchanged");
+    for seq in 0..draws {
+        assert_eq!(draw_seq(&peer.next().await), seq, "draws arrive in order");
+    }
+    peer.close().await;
+}
+
+#[test]
+fn a_board_of_12000_draws_can_be_joined_with_nobody_else_online() {
+    let dir = board_dir("large-journal", None, 12_000);
+    let process = Process::start(dir.path());
+    smol::block_on(join_large_board(process.addr, "", 12_000));
+}
+
+#[test]
+fn a_board_with_a_1_2_mb_snapshot_can_be_joined_with_nobody_else_online() {
+    let snapshot = png(&"A".repeat(1_200_000));
+    let dir = board_dir("large-snapshot", Some(&snapshot), 100);
+    let process = Process::start(dir.path());
+    smol::block_on(join_large_board(process.addr, &snapshot, 100));
+}
+
+/// A text frame's worth of pings: `count` masked ping frames with 125-byte payloads.
+fn pings(count: usize) -> Vec<u8> {
+    let frame = masked_frame(PING, &[b'p'; 125]);
+    frame.iter().copied().cycle().take(frame.len() * count).collect()
+}
+
+#[test]
+fn pings_without_reads_do_not_pin_memory_and_the_others_keep_drawing() {
+    let _heavy = heavy();
+    const CLIENTS: usize = 50;
+    const PINGS: usize = 80_000;
+    const PER_WRITE: usize = 1_000;
+    let dir = TempDir::new("pings");
+    let process = Process::start(dir.path());
+    let addr = process.addr;
+    smol::block_on(async {
+        let (mut a, mut b) = synced_pair(addr).await;
+        let before = process.rss_kib();
+        let batch = pings(PER_WRITE);
+        let mut sent = 0;
+        for _ in 0..CLIENTS {
+            let mut raw = RawClient::upgrade(addr).await;
+            for _ in 0..PINGS / PER_WRITE {
+                if raw.try_send(&batch).await.is_err() {
+                    break;
+                }
+                sent += PER_WRITE;
+            }
+            // Held open, never read.
+            std::mem::forget(raw);
+        }
+        let after = process.rss_kib();
+        println!("{CLIENTS} clients sent {sent} pings and read nothing: RSS {before} -> {after} KiB");
+        assert!(
+            after.saturating_sub(before) < CLIENTS as u64 * PER_CLIENT_BOUND_KIB,
+            "RSS grew by {} KiB, more than {CLIENTS} x {PER_CLIENT_BOUND_KIB} KiB",
+            after - before
+        );
+        // The pingers are newcomers too: `a`, the oldest, is asked to sync them.
+        for seq in 0..100 {
+            a.send(draw(seq)).await;
+            assert_eq!(draw_seq(&next_draw(&mut b).await), seq);
+        }
+        wait_metric(addr, "smolcanvas_rate_limited_closed_total", CLIENTS as u64).await;
+    });
+}
+
+/// The next draw `peer` gets, answering the syncs it is asked for meanwhile.
+async fn next_draw(peer: &mut Peer) -> String {
+    loop {
+        let text = peer.next().await;
+        if !text.contains(r#""type":"canvasRequest""#) {
+            return text;
+        }
+        let message: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        peer.send_state(message["clientId"].as_str().expect("a clientId"), &png("AAAA")).await;
+    }
+}
+
+/// Reads `peer` until `done` holds or [`WAIT`] passes without news; answers
+/// every `canvasRequest` with `snapshot` and returns how many there were.
+async fn answer_requests(peer: &mut Peer, snapshot: &str, mut done: impl AsyncFnMut() -> bool) -> usize {
+    let mut requests = 0;
+    let start = Instant::now();
+    loop {
+        match timeout(Duration::from_millis(200), peer.next()).await {
+            Some(text) if text.contains(r#""type":"canvasRequest""#) => {
+                let message: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+                let id = message["clientId"].as_str().expect("a clientId").to_string();
+                peer.send_state(&id, snapshot).await;
+                requests += 1;
+            }
+            Some(_) => {}
+            None if done().await => return requests,
+            None => assert!(start.elapsed() < WAIT * 4, "the syncs did not end"),
+        }
+    }
+}
+
+#[test]
+fn silent_newcomers_cost_one_snapshot_upload_not_one_each() {
+    let _heavy = heavy();
+    const NEWCOMERS: u64 = 100;
+    let dir = TempDir::new("silent-newcomers");
+    let process = Process::start_with(dir.path(), &["--sync-timeout", "5"]);
+    let addr = process.addr;
+    let snapshot = png(&"B".repeat(2_000_000));
+    smol::block_on(async {
+        let mut oldest = Peer::connect(addr).await;
+        oldest.expect_state().await;
+        let before = process.rss_kib();
+        let mut silent = Vec::new();
+        for _ in 0..NEWCOMERS {
+            silent.push(RawClient::upgrade(addr).await);
+        }
+        let all_synced = async || {
+            metric(addr, "smolcanvas_syncs_from_peers_total").await
+                + metric(addr, "smolcanvas_syncs_from_server_total").await
+                == NEWCOMERS + 1
+        };
+        let uploads = answer_requests(&mut oldest, &snapshot, all_synced).await;
+        let after = process.rss_kib();
+        println!(
+            "{NEWCOMERS} silent newcomers: {uploads} snapshot upload(s) of {} bytes; RSS {before} -> {after} KiB",
+            snapshot.len()
+        );
+        assert_eq!(uploads, 1, "one upload serves every newcomer that joined while it was asked for");
+        assert!(
+            after.saturating_sub(before) < 16 * 1024,
+            "RSS grew by {} KiB: the newcomers must share one copy of the board",
+            after - before
+        );
+        drop(silent);
+    });
+}
+
+#[test]
+fn a_canvas_request_loop_is_held_to_the_cooldown() {
+    let dir = TempDir::new("request-loop");
+    let process = Process::start(dir.path());
+    let addr = process.addr;
+    let snapshot = png("CCCC");
+    smol::block_on(async {
+        let (mut oldest, looper) = synced_pair(addr).await;
+        let (mut tx, mut rx) = looper.ws.split();
+        let asking = async move {
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(2) {
+                tx.send(Message::text(r#"{"type":"canvasRequest"}"#)).await.expect("send a canvasRequest");
+                smol::Timer::after(Duration::from_millis(5)).await;
+            }
+        };
+        // The looper reads everything it is sent, so only the cooldown holds it back.
+        let reading = async move { while let Some(Ok(_)) = rx.next().await {} };
+        let asked = smol::spawn(async move { asking.or(reading).await });
+        let stopped = Instant::now() + Duration::from_secs(2);
+        let uploads = answer_requests(&mut oldest, &snapshot, async || Instant::now() > stopped).await;
+        asked.await;
+        println!("a client sent canvasRequest every 5 ms for 2 s: the oldest peer was asked {uploads} time(s)");
+        assert!(uploads <= 2, "the oldest peer was asked {uploads} times in 2 s");
+    });
+}
+
+#[test]
+fn simultaneous_legal_bursts_reach_everyone_and_close_nobody() {
+    let _heavy = heavy();
+    const SENDERS: u32 = 10;
+    const BURST: u32 = 2_000;
+    let dir = TempDir::new("bursts");
+    let canvas = CanvasConfig { data_dir: dir.path().to_path_buf(), ..Default::default() };
+    let server = TestServer::start(config(), Canvas::open(canvas).expect("open the board"));
+    let addr = server.addr;
+    smol::block_on(async {
+        let mut first = Peer::connect(addr).await;
+        first.expect_state().await;
+        let mut peers = vec![];
+        for _ in 1..SENDERS {
+            let mut peer = Peer::connect(addr).await;
+            let id = first.expect_request().await;
+            first.send_state(&id, &png("AAAA")).await;
+            peer.expect_state().await;
+            peers.push(peer);
+        }
+        peers.insert(0, first);
+        let go = async_channel::bounded::<()>(1);
+        let tasks: Vec<_> = peers
+            .into_iter()
+            .enumerate()
+            .map(|(i, peer)| {
+                let go = go.1.clone();
+                smol::spawn(async move {
+                    let (mut tx, mut rx) = peer.ws.split();
+                    let _ = go.recv().await;
+                    let sending = async move {
+                        for k in 0..BURST {
+                            tx.send(Message::text(draw(i as u32 * BURST + k))).await.expect("send a draw");
+                        }
+                        tx
+                    };
+                    let receiving = async move {
+                        let mut next: HashMap<u32, u32> = HashMap::new();
+                        let mut received = 0;
+                        while received < (SENDERS - 1) * BURST {
+                            let message = timeout(WAIT * 4, rx.next()).await;
+                            let text = match message {
+                                Some(Some(Ok(Message::Text(text)))) => text,
+                                Some(Some(Ok(Message::Ping(_)))) => continue,
+                                other => panic!("client {i} got {other:?} after {received} draws"),
+                            };
+                            if text.contains("clientCount") {
+                                continue;
+                            }
+                            let seq = draw_seq(&text);
+                            let (from, k) = (seq / BURST, seq % BURST);
+                            let expected = next.entry(from).or_default();
+                            assert_eq!(k, *expected, "client {i}: draws from {from} out of order or twice");
+                            *expected += 1;
+                            received += 1;
+                        }
+                        received
+                    };
+                    let (tx, received) = futures_lite::future::zip(sending, receiving).await;
+                    drop(tx);
+                    received
+                })
+            })
+            .collect();
+        drop(go.1);
+        go.0.close();
+        for task in tasks {
+            assert_eq!(task.await, (SENDERS - 1) * BURST);
+        }
+        println!(
+            "{SENDERS} clients each sent {BURST} draws at once: every receiver got all {} in order",
+            (SENDERS - 1) * BURST
+        );
+        assert_eq!(metric(addr, "smolcanvas_slow_clients_closed_total").await, 0);
+        assert_eq!(metric(addr, "smolcanvas_rate_limited_closed_total").await, 0);
+    });
+}
