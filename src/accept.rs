@@ -182,12 +182,14 @@ async fn handshake<A: App>(stream: &mut Stream, peer: SocketAddr, app: &Arc<A>, 
             app.write_metrics(&mut text);
             http::response(Status::Ok, "text/plain; version=0.0.4; charset=utf-8", "", text.as_bytes(), head_only)
         }
-        Route::Reject(status) => {
-            if head.path == http::WS_PATH {
+        Route::Reject(refusal) => {
+            let status = refusal.status();
+            // Refused upgrades and malformed requests are counted and said; a 404 or 405 elsewhere is routine.
+            if head.path == http::WS_PATH || status == Status::BadRequest {
                 shared.metrics.reject(status.reject_reason());
-                info!("{peer}: {} on {} {}: {}", status.code(), head.method, head.path, status.reason());
+                info!("{peer}: {} on {} {}: {refusal}", status.code(), head.method, head.path);
             } else {
-                debug!("{peer}: {} on {} {}", status.code(), head.method, head.path);
+                debug!("{peer}: {} on {} {}: {refusal}", status.code(), head.method, head.path);
             }
             http::plain_status(status, head_only)
         }
@@ -232,7 +234,7 @@ async fn upgrade(
     if !shared.take_ip_slot(peer.ip()) {
         let cap = shared.config.max_clients_per_ip;
         shared.metrics.reject(RejectReason::PerIp);
-        info!("{peer}: 429: {cap} clients already connected from {} (max-clients-per-ip)", peer.ip());
+        info!("{peer}: 429: {cap} clients already connected from {}, the limit set by --max-clients-per-ip", peer.ip());
         respond(stream, http::plain_status(Status::TooManyRequests, false)).await;
         return Handshake::Done;
     }
@@ -241,7 +243,7 @@ async fn upgrade(
         drop(ClientSlotIp(shared.clone(), peer.ip()));
         shared.clients.fetch_sub(1, Ordering::AcqRel);
         shared.metrics.reject(RejectReason::MaxClients);
-        info!("{peer}: 503: {max} clients connected (max-clients)");
+        info!("{peer}: 503: {max} clients connected, the limit set by --max-clients");
         respond(stream, http::plain_status(Status::Unavailable, false)).await;
         return Handshake::Done;
     }

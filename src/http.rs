@@ -12,19 +12,24 @@ use futures_lite::{AsyncRead, AsyncReadExt};
 
 use crate::metrics::RejectReason;
 
-/// Largest request head accepted; a larger one gets 431.
+/// Largest request head accepted, whatever its number of lines; a larger one gets 431.
 pub const MAX_HEAD_BYTES: usize = 8 * 1024;
-const MAX_HEADERS: usize = 64;
+/// Most header lines a head of [`MAX_HEAD_BYTES`] can hold: the shortest, `a:` and a line feed, is 3 bytes.
+const MAX_HEADER_LINES: usize = MAX_HEAD_BYTES / 3;
 
 /// The parts of a request head the server looks at.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestHead {
     /// `GET`, `HEAD`, ...
     pub method: String,
-    /// The path without its query string.
+    /// The path without its query string, also of an absolute-form target (`http://host/path`).
+    /// A target that is neither a path nor an `http://` or `https://` URL is kept here as it came,
+    /// and [`route`] refuses it.
     pub path: String,
     /// The query string after `?`, if any.
     pub query: Option<String>,
+    /// The authority of an absolute-form target (`host:port` of `http://host:port/path`).
+    pub authority: Option<String>,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub version: u8,
     /// Headers in order, names lowercased, values as (lossy) text.
@@ -34,7 +39,18 @@ pub struct RequestHead {
 impl RequestHead {
     /// The first value of header `name` (lowercase).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.trim())
+        self.values(name).next()
+    }
+
+    /// Every value of header `name` (lowercase), in order.
+    pub fn values<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> {
+        self.headers.iter().filter(move |(n, _)| n == name).map(|(_, v)| v.trim())
+    }
+
+    /// The host the client addressed: the authority of an absolute-form target, which
+    /// stands in for `Host` (RFC 9112, section 3.2.2), or else the `Host` header.
+    pub fn host(&self) -> Option<&str> {
+        self.authority.as_deref().or_else(|| self.header("host"))
     }
 
     /// Whether header `name` holds `token` in its comma-separated list (case-insensitive).
@@ -47,24 +63,27 @@ impl RequestHead {
     }
 
     /// Parses a complete head from `buf`; `Ok(None)` while more bytes are needed.
-    /// Returns the head and the number of bytes it took.
+    /// Returns the head and the number of bytes it took. Any number of header
+    /// lines parses; only the head's size is limited (by the caller, or here when
+    /// `buf` holds more lines than [`MAX_HEAD_BYTES`] can).
     pub fn parse(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HeadError> {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        // A slot for every line read so far: each header takes a line. The slots
+        // live only while parsing, sized by the head, not in every connection's task.
+        let lines = buf.iter().filter(|&&b| b == b'\n').count();
+        let mut headers = vec![httparse::EMPTY_HEADER; lines.min(MAX_HEADER_LINES)];
         let mut request = httparse::Request::new(&mut headers);
         let len = match request.parse(buf) {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
             Err(err) => return Err(HeadError::Malformed(err)),
         };
-        let target = request.path.unwrap_or("/");
-        let (path, query) = match target.split_once('?') {
-            Some((path, query)) => (path, Some(query.to_string())),
-            None => (target, None),
-        };
+        let (authority, path, query) = split_target(request.path.unwrap_or("/"));
         let head = RequestHead {
             method: request.method.unwrap_or("").to_string(),
             path: path.to_string(),
-            query,
+            query: query.map(str::to_string),
+            authority: authority.map(str::to_string),
             version: request.version.unwrap_or(0),
             headers: request
                 .headers
@@ -76,10 +95,33 @@ impl RequestHead {
     }
 }
 
+/// Splits a request target into the authority of an absolute-form target
+/// (RFC 9112, section 3.2.2; `http` or `https` in any case), the path (`/` when
+/// an absolute URL has none) and the query.
+fn split_target(target: &str) -> (Option<&str>, &str, Option<&str>) {
+    let absolute = ["http://", "https://"].iter().find_map(|scheme| {
+        let given = target.get(..scheme.len())?;
+        given.eq_ignore_ascii_case(scheme).then(|| &target[scheme.len()..])
+    });
+    let (authority, rest) = match absolute {
+        Some(rest) => {
+            let end = rest.find(['/', '?']).unwrap_or(rest.len());
+            (Some(&rest[..end]), &rest[end..])
+        }
+        None => (None, target),
+    };
+    let (path, query) = match rest.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (rest, None),
+    };
+    let path = if path.is_empty() && authority.is_some() { "/" } else { path };
+    (authority, path, query)
+}
+
 /// Why a request head could not be read.
 #[derive(Debug)]
 pub enum HeadError {
-    /// Larger than [`MAX_HEAD_BYTES`].
+    /// Larger than [`MAX_HEAD_BYTES`], or more header lines than that can hold.
     TooLarge,
     /// Not HTTP/1.x.
     Malformed(httparse::Error),
@@ -140,8 +182,72 @@ pub enum Route {
         /// The client's `Sec-WebSocket-Key`.
         key: String,
     },
-    /// An answer without a body of interest: 404, 405, 426, 400 or 403.
-    Reject(Status),
+    /// An answer without a body of interest (404, 405, 426, 400 or 403), and why.
+    Reject(Refusal),
+}
+
+/// Why [`route`] refused a request, in words an operator can act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// `Host` missing from an HTTP/1.1 request, or given more than once: 400.
+    Host(&'static str),
+    /// A method other than `GET` and `HEAD`: 405.
+    Method(String),
+    /// A request target that is neither a path nor an `http://` or `https://` URL with a host: 400.
+    Target,
+    /// No such path: 404.
+    NotFound,
+    /// `/ws` without a WebSocket upgrade (what is missing): 426.
+    NotUpgrade(&'static str),
+    /// An `Origin` that is neither the host the client addressed nor an allowed origin: 403.
+    Origin {
+        /// The `Origin` header.
+        origin: String,
+        /// The host it was compared with, if the request named one.
+        host: Option<String>,
+    },
+    /// A WebSocket upgrade with a bad or repeated `Sec-WebSocket-Key`, or over HTTP/1.0: 400.
+    BadUpgrade(&'static str),
+}
+
+impl Refusal {
+    /// The status the refusal is answered with.
+    pub fn status(&self) -> Status {
+        match self {
+            Refusal::Host(_) | Refusal::Target | Refusal::BadUpgrade(_) => Status::BadRequest,
+            Refusal::Method(_) => Status::MethodNotAllowed,
+            Refusal::NotFound => Status::NotFound,
+            Refusal::NotUpgrade(_) => Status::UpgradeRequired,
+            Refusal::Origin { .. } => Status::Forbidden,
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Host(why) => write!(f, "{why} (RFC 9112, section 3.2)"),
+            Refusal::Method(method) => write!(f, "method {method} is not GET or HEAD"),
+            Refusal::Target => write!(f, "the request target is neither a path nor an http:// or https:// URL"),
+            Refusal::NotFound => write!(f, "no such path"),
+            Refusal::NotUpgrade(missing) => write!(f, "not a WebSocket upgrade: {missing}"),
+            Refusal::Origin { origin, host } => {
+                match host {
+                    Some(host) => write!(f, "Origin {origin} does not match Host {host}")?,
+                    None => write!(f, "Origin {origin} and no Host to match it with")?,
+                }
+                // The values `--allow-origin` takes: a scheme, a host and no trailing slash.
+                let flag_takes_it =
+                    (origin.starts_with("http://") || origin.starts_with("https://")) && !origin.ends_with('/');
+                if flag_takes_it {
+                    write!(f, "; allow it with --allow-origin {origin}")
+                } else {
+                    write!(f, "; it is not an http:// or https:// origin, so --allow-origin cannot allow it")
+                }
+            }
+            Refusal::BadUpgrade(why) => write!(f, "bad WebSocket upgrade: {why}"),
+        }
+    }
 }
 
 /// The statuses the server answers with.
@@ -224,32 +330,65 @@ pub const WS_PATH: &str = "/ws";
 
 /// Routes a request head. `allow_origins` are the extra origins accepted on `/ws`.
 pub fn route(head: &RequestHead, allow_origins: &[String]) -> Route {
+    checked_route(head, allow_origins).unwrap_or_else(Route::Reject)
+}
+
+fn checked_route(head: &RequestHead, allow_origins: &[String]) -> Result<Route, Refusal> {
+    check_host(head)?;
     if head.method != "GET" && head.method != "HEAD" {
-        return Route::Reject(Status::MethodNotAllowed);
+        return Err(Refusal::Method(head.method.clone()));
+    }
+    let bad_authority = head.authority.as_deref().is_some_and(|a| a.is_empty() || a.contains('@'));
+    if !head.path.starts_with('/') || bad_authority {
+        return Err(Refusal::Target);
     }
     match head.path.as_str() {
-        "/" | "/index.html" => Route::Page,
-        "/healthz" => Route::Health,
-        "/metrics" => Route::Metrics,
+        "/" | "/index.html" => Ok(Route::Page),
+        "/healthz" => Ok(Route::Health),
+        "/metrics" => Ok(Route::Metrics),
         WS_PATH => route_upgrade(head, allow_origins),
-        _ => Route::Reject(Status::NotFound),
+        _ => Err(Refusal::NotFound),
     }
 }
 
-fn route_upgrade(head: &RequestHead, allow_origins: &[String]) -> Route {
-    let wants_upgrade = head.has_token("upgrade", "websocket") && head.has_token("connection", "upgrade");
-    if !wants_upgrade || head.method != "GET" {
-        return Route::Reject(Status::UpgradeRequired);
+/// An HTTP/1.1 request names its host in exactly one `Host` header (RFC 9112,
+/// section 3.2). HTTP/1.0 predates `Host`, so an HTTP/1.0 request without one
+/// is served; two are refused whatever the version.
+fn check_host(head: &RequestHead) -> Result<(), Refusal> {
+    match head.values("host").count() {
+        0 if head.version == 1 => Err(Refusal::Host("an HTTP/1.1 request without a Host header")),
+        0 | 1 => Ok(()),
+        _ => Err(Refusal::Host("more than one Host header")),
+    }
+}
+
+fn route_upgrade(head: &RequestHead, allow_origins: &[String]) -> Result<Route, Refusal> {
+    if head.method != "GET" {
+        return Err(Refusal::NotUpgrade("an upgrade is a GET request"));
+    }
+    if !head.has_token("upgrade", "websocket") {
+        return Err(Refusal::NotUpgrade("no `Upgrade: websocket` header"));
+    }
+    if !head.has_token("connection", "upgrade") {
+        return Err(Refusal::NotUpgrade("no `Connection: Upgrade` header"));
     }
     if !origin_allowed(head, allow_origins) {
-        return Route::Reject(Status::Forbidden);
+        let origin = head.header("origin").unwrap_or_default().to_string();
+        return Err(Refusal::Origin { origin, host: head.host().map(str::to_string) });
     }
     if head.header("sec-websocket-version") != Some("13") {
-        return Route::Reject(Status::UpgradeRequired);
+        return Err(Refusal::NotUpgrade("no `Sec-WebSocket-Version: 13` header"));
     }
-    match head.header("sec-websocket-key") {
-        Some(key) if head.version == 1 && is_valid_key(key) => Route::Upgrade { key: key.to_string() },
-        _ => Route::Reject(Status::BadRequest),
+    if head.version != 1 {
+        return Err(Refusal::BadUpgrade("an upgrade needs HTTP/1.1"));
+    }
+    // One key only: a repeated one is refused (RFC 6455, section 11.3.1).
+    let mut keys = head.values("sec-websocket-key");
+    match (keys.next(), keys.next()) {
+        (Some(key), None) if is_valid_key(key) => Ok(Route::Upgrade { key: key.to_string() }),
+        (Some(_), None) => Err(Refusal::BadUpgrade("Sec-WebSocket-Key is not 16 bytes in base64")),
+        (Some(_), Some(_)) => Err(Refusal::BadUpgrade("more than one Sec-WebSocket-Key header")),
+        (None, _) => Err(Refusal::BadUpgrade("no Sec-WebSocket-Key header")),
     }
 }
 
@@ -261,7 +400,7 @@ fn is_valid_key(key: &str) -> bool {
 }
 
 /// No `Origin` passes (non-browser clients); otherwise it must be the server's
-/// own host (as the client addressed it) or one of `allow_origins`.
+/// own host (as the client addressed it: [`RequestHead::host`]) or one of `allow_origins`.
 pub fn origin_allowed(head: &RequestHead, allow_origins: &[String]) -> bool {
     let Some(origin) = head.header("origin") else {
         return true;
@@ -269,7 +408,7 @@ pub fn origin_allowed(head: &RequestHead, allow_origins: &[String]) -> bool {
     if allow_origins.iter().any(|allowed| allowed.eq_ignore_ascii_case(origin)) {
         return true;
     }
-    let Some(host) = head.header("host") else {
+    let Some(host) = head.host() else {
         return false;
     };
     let (bare, default_port) = match origin.split_once("://") {
@@ -402,14 +541,73 @@ mod tests {
         assert!(matches!(RequestHead::parse(b"\x16\x03\x01garbage\r\n\r\n"), Err(HeadError::Malformed(_))));
     }
 
+    /// The status `route` refuses `text` with; `None` when it does not refuse.
+    fn refused(text: &str) -> Option<Status> {
+        match route(&head(text), &[]) {
+            Route::Reject(refusal) => Some(refusal.status()),
+            _ => None,
+        }
+    }
+
     #[test]
     fn routes() {
-        assert_eq!(route(&head("GET / HTTP/1.1\r\n\r\n"), &[]), Route::Page);
-        assert_eq!(route(&head("GET /healthz?x=1 HTTP/1.1\r\n\r\n"), &[]), Route::Health);
-        assert_eq!(route(&head("GET /nope HTTP/1.1\r\n\r\n"), &[]), Route::Reject(Status::NotFound));
-        assert_eq!(route(&head("POST / HTTP/1.1\r\n\r\n"), &[]), Route::Reject(Status::MethodNotAllowed));
-        assert_eq!(route(&head("GET /ws HTTP/1.1\r\n\r\n"), &[]), Route::Reject(Status::UpgradeRequired));
+        assert_eq!(route(&head("GET / HTTP/1.1\r\nHost: box\r\n\r\n"), &[]), Route::Page);
+        assert_eq!(route(&head("GET /healthz?x=1 HTTP/1.1\r\nHost: box\r\n\r\n"), &[]), Route::Health);
+        assert_eq!(refused("GET /nope HTTP/1.1\r\nHost: box\r\n\r\n"), Some(Status::NotFound));
+        assert_eq!(refused("POST / HTTP/1.1\r\nHost: box\r\n\r\n"), Some(Status::MethodNotAllowed));
+        assert_eq!(refused("GET /ws HTTP/1.1\r\nHost: box\r\n\r\n"), Some(Status::UpgradeRequired));
         assert!(matches!(route(&head(&format!("{UPGRADE}\r\n")), &[]), Route::Upgrade { .. }));
+    }
+
+    #[test]
+    fn host_once_in_http_1_1_at_most_once_in_http_1_0() {
+        assert_eq!(refused("GET / HTTP/1.1\r\n\r\n"), Some(Status::BadRequest));
+        assert_eq!(refused("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n"), Some(Status::BadRequest));
+        assert_eq!(refused("GET / HTTP/1.0\r\n\r\n"), None);
+        assert_eq!(refused("GET / HTTP/1.0\r\nHost: a\r\nhost: b\r\n\r\n"), Some(Status::BadRequest));
+    }
+
+    #[test]
+    fn absolute_form_targets() {
+        let absolute = head("GET hTTps://Box:8080/ws?x=1 HTTP/1.1\r\nHost: box:8080\r\n\r\n");
+        assert_eq!(absolute.authority.as_deref(), Some("Box:8080"));
+        assert_eq!((absolute.path.as_str(), absolute.query.as_deref()), ("/ws", Some("x=1")));
+        assert_eq!(absolute.host(), Some("Box:8080"));
+        let bare = head("GET http://box?x HTTP/1.1\r\nHost: box\r\n\r\n");
+        assert_eq!((bare.path.as_str(), bare.query.as_deref()), ("/", Some("x")));
+        assert_eq!(route(&bare, &[]), Route::Page);
+        for target in ["box:80", "ftp://box/", "http:///", "http://user@box/", "*", "ws", "http:/box/"] {
+            let text = format!("GET {target} HTTP/1.1\r\nHost: box\r\n\r\n");
+            assert_eq!(route(&head(&text), &[]), Route::Reject(Refusal::Target), "{target}");
+        }
+    }
+
+    #[test]
+    fn any_number_of_header_lines_within_the_head_size() {
+        let text = format!("GET / HTTP/1.1\nHost: box\n{}\n", "a:1\n".repeat(2000));
+        assert!(text.len() <= MAX_HEAD_BYTES);
+        assert_eq!(head(&text).headers.len(), 2001);
+        // More lines than a head of MAX_HEAD_BYTES can hold make it too large, complete or not.
+        let text = format!("GET / HTTP/1.1\n{}", "a:\n".repeat(MAX_HEADER_LINES + 1));
+        assert!(matches!(RequestHead::parse(text.as_bytes()), Err(HeadError::TooLarge)));
+        assert!(matches!(RequestHead::parse(format!("{text}\n").as_bytes()), Err(HeadError::TooLarge)));
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        let foreign = route(&head(&format!("{UPGRADE}Origin: https://evil.example\r\n\r\n")), &[]);
+        let Route::Reject(refusal) = foreign else { panic!("foreign Origin upgraded") };
+        assert_eq!(
+            refusal.to_string(),
+            "Origin https://evil.example does not match Host box:8080; allow it with --allow-origin https://evil.example"
+        );
+        let null = route(&head(&format!("{UPGRADE}Origin: null\r\n\r\n")), &[]);
+        let Route::Reject(refusal) = null else { panic!("Origin null upgraded") };
+        assert!(refusal.to_string().ends_with("so --allow-origin cannot allow it"), "{refusal}");
+        let twice = head(&format!("{UPGRADE}Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"));
+        assert_eq!(route(&twice, &[]), Route::Reject(Refusal::BadUpgrade("more than one Sec-WebSocket-Key header")));
+        let plain = head("GET /ws HTTP/1.1\r\nHost: box\r\nConnection: Upgrade\r\n\r\n");
+        assert_eq!(route(&plain, &[]), Route::Reject(Refusal::NotUpgrade("no `Upgrade: websocket` header")));
     }
 
     #[test]
@@ -429,13 +627,14 @@ mod tests {
         let same = head(&format!("{UPGRADE}Origin: http://box:8080\r\n\r\n"));
         assert!(matches!(route(&same, &[]), Route::Upgrade { .. }));
         let foreign = head(&format!("{UPGRADE}Origin: https://evil.example\r\n\r\n"));
-        assert_eq!(route(&foreign, &[]), Route::Reject(Status::Forbidden));
+        assert!(matches!(route(&foreign, &[]), Route::Reject(Refusal::Origin { .. })));
         assert!(matches!(route(&foreign, &["https://evil.example".to_string()]), Route::Upgrade { .. }));
         let default_port = head(&format!("{UPGRADE}Origin: http://box\r\n\r\n").replace("box:8080", "box:80"));
         assert!(matches!(route(&default_port, &[]), Route::Upgrade { .. }));
-        let bad_key = head(
-            "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: x\r\n\r\n",
+        let bad_key = head(&format!("{UPGRADE}\r\n").replace("dGhlIHNhbXBsZSBub25jZQ==", "x"));
+        assert_eq!(
+            route(&bad_key, &[]),
+            Route::Reject(Refusal::BadUpgrade("Sec-WebSocket-Key is not 16 bytes in base64"))
         );
-        assert_eq!(route(&bad_key, &[]), Route::Reject(Status::BadRequest));
     }
 }

@@ -27,6 +27,14 @@ fn head(bytes: &[u8]) -> RequestHead {
     }
 }
 
+/// The status `route` refuses with; `None` when it does not refuse.
+fn refused(route: Route) -> Option<Status> {
+    match route {
+        Route::Reject(refusal) => Some(refusal.status()),
+        _ => None,
+    }
+}
+
 fn code(text: &str) -> ErrorCode {
     match protocol::parse(text, 1024) {
         Err(err) => {
@@ -51,19 +59,13 @@ fn draw_at(value: &str) -> String {
 }
 
 #[test]
-fn head_with_100_headers_is_malformed() {
-    let mut text = String::from("GET / HTTP/1.1\r\n");
+fn head_with_100_headers_parses() {
+    let mut text = String::from("GET / HTTP/1.1\r\nHost: box\r\n");
     for i in 0..100 {
         text.push_str(&format!("X-H{i}: {i}\r\n"));
     }
-    text.push_str("\r\n");
-    assert!(matches!(RequestHead::parse(text.as_bytes()), Err(HeadError::Malformed(httparse::Error::TooManyHeaders))));
-    let mut text = String::from("GET / HTTP/1.1\r\n");
-    for i in 0..64 {
-        text.push_str(&format!("X-H{i}: {i}\r\n"));
-    }
     let head = head(format!("{text}\r\n").as_bytes());
-    assert_eq!(head.headers.len(), 64);
+    assert_eq!(head.headers.len(), 101);
     assert_eq!(http::route(&head, &[]), Route::Page);
 }
 
@@ -80,14 +82,14 @@ fn overlong_utf8_origin_is_replaced_and_refused() {
     let head = head(&text);
     assert_eq!(head.header("origin"), Some("http://box:8080\u{fffd}\u{fffd}"));
     assert!(!http::origin_allowed(&head, &[]));
-    assert_eq!(http::route(&head, &[]), Route::Reject(Status::Forbidden));
+    assert_eq!(refused(http::route(&head, &[])), Some(Status::Forbidden));
 }
 
 #[test]
 fn key_with_multibyte_characters_is_a_bad_request() {
     for key in ["dGhlIHNhbXBsZSBub25jZé==", "dGhlIHNhbXBsZSBub25j€==", "ééééééééééé=="] {
         let text = UPGRADE.replace("dGhlIHNhbXBsZSBub25jZQ==", key);
-        assert_eq!(http::route(&head(format!("{text}\r\n").as_bytes()), &[]), Route::Reject(Status::BadRequest));
+        assert_eq!(refused(http::route(&head(format!("{text}\r\n").as_bytes()), &[])), Some(Status::BadRequest));
     }
 }
 
@@ -112,13 +114,16 @@ fn bare_newlines_end_a_head() {
 
 #[test]
 fn odd_request_targets_and_methods_are_rejected() {
-    assert_eq!(http::route(&head(b"GET http://box/ws HTTP/1.1\r\n\r\n"), &[]), Route::Reject(Status::NotFound));
-    assert_eq!(http::route(&head(b"OPTIONS * HTTP/1.1\r\n\r\n"), &[]), Route::Reject(Status::MethodNotAllowed));
-    assert_eq!(http::route(&head(b"get / HTTP/1.1\r\n\r\n"), &[]), Route::Reject(Status::MethodNotAllowed));
+    let status = |text: &[u8]| refused(http::route(&head(text), &[]));
+    assert_eq!(status(b"GET http://box/ws HTTP/1.1\r\nHost: box\r\n\r\n"), Some(Status::UpgradeRequired));
+    assert_eq!(status(b"GET box:80 HTTP/1.1\r\nHost: box\r\n\r\n"), Some(Status::BadRequest));
+    assert_eq!(status(b"OPTIONS * HTTP/1.1\r\nHost: box\r\n\r\n"), Some(Status::MethodNotAllowed));
+    assert_eq!(status(b"get / HTTP/1.1\r\nHost: box\r\n\r\n"), Some(Status::MethodNotAllowed));
+    assert_eq!(status(b"GET / HTTP/1.1\r\n\r\n"), Some(Status::BadRequest));
     let upgrade_by_head = UPGRADE.replacen("GET", "HEAD", 1);
     assert_eq!(
-        http::route(&head(format!("{upgrade_by_head}\r\n").as_bytes()), &[]),
-        Route::Reject(Status::UpgradeRequired)
+        refused(http::route(&head(format!("{upgrade_by_head}\r\n").as_bytes()), &[])),
+        Some(Status::UpgradeRequired)
     );
 }
 
