@@ -389,6 +389,27 @@ mod tests {
         let long = "x".repeat(65);
         assert!(draw_error(&format!(r##"{{"color":"#fff",{ok},"note":"{long}"}}"##)).contains("longer than 64"));
         assert!(parse(&format!(r##"{{"color":"#fff",{ok},"note":"short"}}"##), 0).is_ok());
+        // A number is as long as it was written, not as long as it prints once parsed.
+        let digits = format!("1{}", "0".repeat(64));
+        assert!(draw_error(&format!(r##"{{"color":"#fff",{ok},"note":{digits}}}"##)).contains("longer than 64"));
+        assert!(parse(&format!(r##"{{"color":"#fff",{ok},"note":{}}}"##, &digits[..64]), 0).is_ok());
+    }
+
+    #[test]
+    fn a_large_canvas_state_shares_the_snapshot_and_reads_back_whole() {
+        let data = Utf8Bytes::from(format!("{PNG_DATA_URL_PREFIX}{}", "A".repeat(40_000)));
+        let frames = canvas_state_frames("7", &data);
+        assert_eq!(frames.len(), 3);
+        let text: Vec<u8> = frames
+            .into_iter()
+            .flat_map(|frame| match frame {
+                Message::Frame(frame) => frame.into_payload().to_vec(),
+                other => panic!("expected frames, got {other:?}"),
+            })
+            .collect();
+        assert_eq!(String::from_utf8(text).unwrap(), canvas_state("7", &data).as_str());
+        let small = canvas_state_frames("7", &Utf8Bytes::from_static("data:image/png;base64,AA"));
+        assert_eq!(small, vec![Message::Text(canvas_state("7", "data:image/png;base64,AA"))]);
     }
 
     #[test]
