@@ -3,7 +3,12 @@
 //! Exit codes: 0 after a clean shutdown, 1 when the server cannot start or
 //! fails, 2 for an invalid flag or environment value (or TLS files that
 //! cannot be used).
+//!
+//! Nothing here prints with `println!` or `eprintln!`, which panic when the
+//! output is a pipe whose reader is gone; SIGPIPE stays ignored (Rust's
+//! default), so such a write fails with EPIPE and is dropped.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use log::{error, info};
@@ -14,15 +19,15 @@ fn main() -> ExitCode {
     let config = match Config::from_env_and_args(std::env::args().skip(1)) {
         Ok(Command::Run(config)) => config,
         Ok(Command::Help(_)) => {
-            print!("{}", help_text("smolcanvas"));
+            let _ = std::io::stdout().lock().write_all(help_text("smolcanvas").as_bytes());
             return ExitCode::SUCCESS;
         }
         Ok(Command::Version) => {
-            println!("smolcanvas {}", env!("CARGO_PKG_VERSION"));
+            let _ = writeln!(std::io::stdout().lock(), "smolcanvas {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
         Err(err) => {
-            eprintln!("smolcanvas: {err}");
+            let _ = writeln!(std::io::stderr().lock(), "smolcanvas: {err}");
             return ExitCode::from(2);
         }
     };

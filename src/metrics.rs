@@ -138,5 +138,12 @@ impl Metrics {
             get(&self.messages_out),
         );
         write_metric(out, "smolcanvas_bytes_out_total", "counter", "Payload bytes sent.", get(&self.bytes_out));
+        write_metric(
+            out,
+            "smolcanvas_log_lines_dropped_total",
+            "counter",
+            "Log lines that could not be written to stderr.",
+            crate::logging::lines_dropped(),
+        );
     }
 }
