@@ -20,6 +20,7 @@ pub mod stream;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod tripwire;
+mod urls;
 
 pub use canvas::Canvas;
 pub use config::{CanvasConfig, Config, ServerConfig, TlsFiles};

@@ -1,8 +1,9 @@
 //! The `smolcanvas` binary: read the configuration, start logging, serve the canvas, exit.
 //!
-//! Exit codes: 0 after a clean shutdown, 1 when the server cannot start or
-//! fails, 2 for an invalid flag or environment value (or TLS files that
-//! cannot be used).
+//! Exit codes: 0 after a clean shutdown, 1 when the server cannot start
+//! (the data dir cannot be created or written or is in use by another
+//! process, the address cannot be bound) or fails, 2 for an invalid flag or
+//! environment value (or TLS files that cannot be used).
 //!
 //! Nothing here prints with `println!` or `eprintln!`, which panic when the
 //! output is a pipe whose reader is gone; SIGPIPE stays ignored (Rust's
@@ -13,7 +14,7 @@ use std::process::ExitCode;
 
 use log::{error, info};
 use smolcanvas::config::{Command, Config, help_text};
-use smolcanvas::{Canvas, server};
+use smolcanvas::{Canvas, ServerError, server};
 
 fn main() -> ExitCode {
     let config = match Config::from_env_and_args(std::env::args().skip(1)) {
@@ -36,18 +37,22 @@ fn main() -> ExitCode {
     let canvas = match Canvas::open(config.canvas) {
         Ok(canvas) => canvas,
         Err(err) => {
-            error!("cannot open the board: {err}");
+            error!("{err}");
             return ExitCode::FAILURE;
         }
     };
     match server::run(config.server, canvas) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err @ ServerError::Io(_)) => {
+            error!("server failed: {err}");
+            ExitCode::FAILURE
+        }
         Err(err) if err.is_config() => {
             error!("{err}");
             ExitCode::from(2)
         }
         Err(err) => {
-            error!("server failed: {err}");
+            error!("{err}");
             ExitCode::FAILURE
         }
     }

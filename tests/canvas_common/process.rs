@@ -57,6 +57,13 @@ impl Process {
         process
     }
 
+    /// Starts the binary with exactly `args`, following its stderr, without waiting for anything
+    /// (`addr` stays at port 0).
+    pub fn spawn(args: &[&str]) -> Process {
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        Process::spawn_until(&args, None)
+    }
+
     /// Starts the binary; its stderr is followed up to the first line containing `close_after`, if
     /// given, and the pipe's read end closed right after that line is read.
     fn spawn_until(args: &[OsString], close_after: Option<&'static str>) -> Process {
@@ -129,6 +136,20 @@ impl Process {
     /// Every stderr line not yet read.
     pub fn drain_lines(&mut self) -> Vec<String> {
         self.stderr.try_iter().collect()
+    }
+
+    /// Every stderr line not yet read, up to the end of stderr (after the process has exited),
+    /// failing if it does not end within [`WAIT`].
+    pub fn remaining_lines(&mut self) -> Vec<String> {
+        let deadline = Instant::now() + WAIT;
+        let mut lines = Vec::new();
+        loop {
+            match self.stderr.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => lines.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return lines,
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!("stderr did not end within {WAIT:?}"),
+            }
+        }
     }
 
     /// The process's resident memory (`VmRSS` in `/proc/PID/status`), in KiB.
