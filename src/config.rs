@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -115,6 +115,8 @@ pub enum ConfigError {
     Invalid {
         /// The flag (`--ping-interval`).
         flag: &'static str,
+        /// The environment variable the value came from, if not from the command line.
+        env: Option<String>,
         /// The value as given.
         value: String,
         /// What a valid value looks like.
@@ -128,8 +130,11 @@ impl fmt::Display for ConfigError {
             ConfigError::UnknownFlag(flag) => write!(f, "unknown flag {flag} (see --help)"),
             ConfigError::MissingValue(flag) => write!(f, "--{flag} needs a value"),
             ConfigError::Unpaired { given, missing } => write!(f, "--{given} needs --{missing} too"),
-            ConfigError::Invalid { flag, value, expected } => {
+            ConfigError::Invalid { flag, env: None, value, expected } => {
                 write!(f, "invalid value {value:?} for --{flag}: expected {expected}")
+            }
+            ConfigError::Invalid { env: Some(env), value, expected, .. } => {
+                write!(f, "invalid value {value:?} for {env}: expected {expected}")
             }
         }
     }
@@ -145,7 +150,12 @@ struct Flag {
 }
 
 const FLAGS: &[Flag] = &[
-    Flag { name: "listen", metavar: "ADDR", default: "0.0.0.0:8080", help: "address and port to serve on" },
+    Flag {
+        name: "listen",
+        metavar: "ADDR",
+        default: "0.0.0.0:8080",
+        help: "IP:PORT, [::]:PORT, localhost:PORT (127.0.0.1), or PORT alone (0.0.0.0:PORT)",
+    },
     Flag { name: "max-clients", metavar: "N", default: "10000", help: "most WebSocket clients at once (more get 503)" },
     Flag {
         name: "max-clients-per-ip",
@@ -224,8 +234,15 @@ pub fn help_text(program: &str) -> String {
     out
 }
 
+/// What a flag was given: its values, and the environment variable they came from.
+struct Given {
+    values: Vec<String>,
+    /// `None` when given on the command line.
+    env: Option<String>,
+}
+
 /// Raw values by flag name, the command line over the environment.
-struct Values(HashMap<&'static str, Vec<String>>);
+struct Values(HashMap<&'static str, Given>);
 
 impl Values {
     fn collect(
@@ -234,21 +251,22 @@ impl Values {
     ) -> Result<Result<Values, Command>, ConfigError> {
         let mut from_env = HashMap::new();
         for flag in FLAGS {
-            if let Some(value) = env(&env_name(flag.name)) {
+            let name = env_name(flag.name);
+            if let Some(value) = env(&name) {
                 let values = if flag.name == "allow-origin" {
                     value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
                 } else {
                     vec![value]
                 };
-                from_env.insert(flag.name, values);
+                from_env.insert(flag.name, Given { values, env: Some(name) });
             }
         }
         if !from_env.contains_key("log-level") {
             if let Some(value) = env("RUST_LOG") {
-                from_env.insert("log-level", vec![value]);
+                from_env.insert("log-level", Given { values: vec![value], env: Some("RUST_LOG".to_string()) });
             }
         }
-        let mut from_args: HashMap<&'static str, Vec<String>> = HashMap::new();
+        let mut from_args: HashMap<&'static str, Given> = HashMap::new();
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             match arg.as_str() {
@@ -268,17 +286,28 @@ impl Values {
                 Some(value) => value,
                 None => args.next().ok_or(ConfigError::MissingValue(flag.name))?,
             };
-            from_args.entry(flag.name).or_default().push(value);
+            from_args.entry(flag.name).or_insert(Given { values: Vec::new(), env: None }).values.push(value);
         }
         from_env.extend(from_args);
         Ok(Ok(Values(from_env)))
     }
 
     fn raw(&self, name: &'static str) -> String {
-        match self.0.get(name).and_then(|v| v.last()) {
+        match self.0.get(name).and_then(|given| given.values.last()) {
             Some(value) => value.clone(),
             None => FLAGS.iter().find(|f| f.name == name).map(|f| f.default.to_string()).unwrap_or_default(),
         }
+    }
+
+    /// Every value given for `name` (a repeatable flag), none by default.
+    fn all(&self, name: &'static str) -> Vec<String> {
+        self.0.get(name).map(|given| given.values.clone()).unwrap_or_default()
+    }
+
+    /// The error for `value` of flag `name`, naming the environment variable if it came from one.
+    fn invalid(&self, name: &'static str, value: String, expected: &'static str) -> ConfigError {
+        let env = self.0.get(name).and_then(|given| given.env.clone());
+        ConfigError::Invalid { flag: name, env, value, expected }
     }
 
     fn parse<T: std::str::FromStr>(
@@ -290,7 +319,7 @@ impl Values {
         let value = self.raw(name);
         match value.trim().parse::<T>() {
             Ok(parsed) if ok(&parsed) => Ok(parsed),
-            _ => Err(ConfigError::Invalid { flag: name, value, expected }),
+            _ => Err(self.invalid(name, value, expected)),
         }
     }
 
@@ -310,6 +339,35 @@ impl Values {
     }
 }
 
+/// `--listen` as people write it: an IP address and port (`0.0.0.0:8080`,
+/// `[::]:8080`), `localhost:PORT` (127.0.0.1, without asking a resolver),
+/// or a port alone, bare or after a colon (`8080`, `:8080`: every IPv4
+/// interface, like the default).
+fn parse_listen(value: &str) -> Option<SocketAddr> {
+    let value = value.trim();
+    if let Ok(addr) = value.parse::<SocketAddr>() {
+        return Some(addr);
+    }
+    let port = |text: &str| text.bytes().all(|b| b.is_ascii_digit()).then(|| text.parse::<u16>().ok()).flatten();
+    let (host, port) = match value.rsplit_once(':') {
+        Some((host, text)) => (host, port(text)?),
+        None => ("", port(value)?),
+    };
+    let ip = match host {
+        "" => Ipv4Addr::UNSPECIFIED,
+        host if host.eq_ignore_ascii_case("localhost") => Ipv4Addr::LOCALHOST,
+        _ => return None,
+    };
+    Some(SocketAddr::from((ip, port)))
+}
+
+fn listen(values: &Values) -> Result<SocketAddr, ConfigError> {
+    let value = values.raw("listen");
+    parse_listen(&value).ok_or_else(|| {
+        values.invalid("listen", value, "IP:PORT ([::]:PORT for IPv6), localhost:PORT, or a port (8080 or :8080)")
+    })
+}
+
 fn parse_level(value: &str) -> Option<LevelFilter> {
     // RUST_LOG may hold `target=level` directives: take the first bare level.
     value.split(',').find(|part| !part.contains('=')).unwrap_or(value).trim().parse().ok()
@@ -325,11 +383,7 @@ fn access_key(values: &Values) -> Result<Option<String>, ConfigError> {
     match key.len() {
         0 => Ok(None),
         1..=256 if key.bytes().all(url_safe) => Ok(Some(key)),
-        _ => Err(ConfigError::Invalid {
-            flag: "access-key",
-            value: "(hidden)".to_string(),
-            expected: "1 to 256 characters from A-Z a-z 0-9 - . _ ~",
-        }),
+        _ => Err(values.invalid("access-key", "(hidden)".to_string(), "1 to 256 characters from A-Z a-z 0-9 - . _ ~")),
     }
 }
 
@@ -358,22 +412,17 @@ impl Config {
             Ok(values) => values,
             Err(command) => return Ok(command),
         };
-        let allow_origins = values.0.get("allow-origin").cloned().unwrap_or_default();
+        let allow_origins = values.all("allow-origin");
         if let Some(bad) = allow_origins.iter().find(|o| !origin_ok(o)) {
-            return Err(ConfigError::Invalid {
-                flag: "allow-origin",
-                value: bad.clone(),
-                expected: "an origin like https://host or http://host:port",
-            });
+            return Err(values.invalid("allow-origin", bad.clone(), "an origin like https://host or http://host:port"));
         }
         let level = values.raw("log-level");
-        let log_level = parse_level(&level).ok_or(ConfigError::Invalid {
-            flag: "log-level",
-            value: level,
-            expected: "off, error, warn, info, debug or trace",
-        })?;
+        let log_level = match parse_level(&level) {
+            Some(log_level) => log_level,
+            None => return Err(values.invalid("log-level", level, "off, error, warn, info, debug or trace")),
+        };
         let server = ServerConfig {
-            listen: values.parse("listen", "an address like 0.0.0.0:8080 or [::]:8080", |_: &SocketAddr| true)?,
+            listen: listen(&values)?,
             max_clients: values.count("max-clients")?,
             max_clients_per_ip: values.parse("max-clients-per-ip", "a whole number (0: no cap)", |_: &usize| true)?,
             max_message_bytes: values
@@ -483,6 +532,44 @@ mod tests {
         );
         let config = run(&["--tls-cert", "c.pem", "--tls-key", "k.pem"], &[]);
         assert_eq!(config.server.tls, Some(TlsFiles { cert: "c.pem".into(), key: "k.pem".into() }));
+    }
+
+    #[test]
+    fn listen_takes_a_port_alone_and_localhost() {
+        let listen = |value: &str| run(&["--listen", value], &[]).server.listen;
+        assert_eq!(listen("8080"), "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(listen(":8080"), "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(listen("localhost:8080"), "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(listen("LocalHost:0"), "127.0.0.1:0".parse().unwrap());
+        assert_eq!(listen("192.168.1.5:80"), "192.168.1.5:80".parse().unwrap());
+        assert_eq!(listen("[::]:8080"), "[::]:8080".parse().unwrap());
+        assert_eq!(listen(" 9000 "), "0.0.0.0:9000".parse().unwrap());
+        for bad in ["x", "", ":", "65536", ":-1", "+80", "localhost", "0.0.0.0", "example.org:80", "[::1]", "::8080"] {
+            let err = parse(&["--listen", bad], &[]).unwrap_err();
+            assert!(matches!(err, ConfigError::Invalid { flag: "listen", env: None, .. }), "{bad:?}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_environment_value_names_the_variable() {
+        let err = parse(&[], &[("SMOLCANVAS_LISTEN", "x")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid value \"x\" for SMOLCANVAS_LISTEN: expected IP:PORT ([::]:PORT for IPv6), localhost:PORT, or a port (8080 or :8080)"
+        );
+        let err = parse(&["--listen", "x"], &[]).unwrap_err();
+        assert!(err.to_string().starts_with("invalid value \"x\" for --listen: "), "{err}");
+        // The flag wins, and so does its name in the error.
+        let err = parse(&["--listen", "y"], &[("SMOLCANVAS_LISTEN", "8080")]).unwrap_err();
+        assert!(err.to_string().contains("for --listen:"), "{err}");
+        let err = parse(&[], &[("SMOLCANVAS_PING_INTERVAL", "soon")]).unwrap_err();
+        assert!(err.to_string().contains("\"soon\" for SMOLCANVAS_PING_INTERVAL:"), "{err}");
+        let err = parse(&[], &[("RUST_LOG", "loud")]).unwrap_err();
+        assert!(err.to_string().contains("\"loud\" for RUST_LOG:"), "{err}");
+        let err = parse(&[], &[("SMOLCANVAS_ALLOW_ORIGIN", "evil.example")]).unwrap_err();
+        assert!(err.to_string().contains("for SMOLCANVAS_ALLOW_ORIGIN:"), "{err}");
+        let err = parse(&[], &[("SMOLCANVAS_ACCESS_KEY", "not a key")]).unwrap_err();
+        assert!(err.to_string().contains("\"(hidden)\" for SMOLCANVAS_ACCESS_KEY:"), "{err}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod config;
 pub mod connection;
 pub mod http;
 pub mod limit;
+pub mod logging;
 pub mod metrics;
 pub mod outbox;
 pub mod rate;
@@ -20,10 +21,12 @@ pub mod stream;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod tripwire;
+mod urls;
 
 pub use canvas::Canvas;
 pub use config::{CanvasConfig, Config, ServerConfig, TlsFiles};
 pub use connection::Connection;
+pub use logging::init_logging;
 pub use outbox::{Outbox, OutboxReceiver, outbox};
 pub use rate::TokenBucket;
 pub use server::{App, Server, ServerError};
@@ -31,17 +34,3 @@ pub use tripwire::Tripwire;
 
 /// Re-exported so apps can name messages and close codes.
 pub use async_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode};
-
-/// Starts `simple_logger` at `level` for this crate and the app, keeping the
-/// WebSocket and I/O crates at `warn` (they are chatty at debug).
-pub fn init_logging(level: log::LevelFilter) {
-    let quiet = level.min(log::LevelFilter::Warn);
-    let _ = simple_logger::SimpleLogger::new()
-        .with_level(level)
-        .with_utc_timestamps()
-        .with_module_level("tungstenite", quiet)
-        .with_module_level("async_tungstenite", quiet)
-        .with_module_level("async_io", quiet)
-        .with_module_level("polling", quiet)
-        .init();
-}

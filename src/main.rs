@@ -1,28 +1,34 @@
 //! The `smolcanvas` binary: read the configuration, start logging, serve the canvas, exit.
 //!
-//! Exit codes: 0 after a clean shutdown, 1 when the server cannot start or
-//! fails, 2 for an invalid flag or environment value (or TLS files that
-//! cannot be used).
+//! Exit codes: 0 after a clean shutdown, 1 when the server cannot start
+//! (the data dir cannot be created or written or is in use by another
+//! process, the address cannot be bound) or fails, 2 for an invalid flag or
+//! environment value (or TLS files that cannot be used).
+//!
+//! Nothing here prints with `println!` or `eprintln!`, which panic when the
+//! output is a pipe whose reader is gone; SIGPIPE stays ignored (Rust's
+//! default), so such a write fails with EPIPE and is dropped.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use log::{error, info};
 use smolcanvas::config::{Command, Config, help_text};
-use smolcanvas::{Canvas, server};
+use smolcanvas::{Canvas, ServerError, server};
 
 fn main() -> ExitCode {
     let config = match Config::from_env_and_args(std::env::args().skip(1)) {
         Ok(Command::Run(config)) => config,
         Ok(Command::Help(_)) => {
-            print!("{}", help_text("smolcanvas"));
+            let _ = std::io::stdout().lock().write_all(help_text("smolcanvas").as_bytes());
             return ExitCode::SUCCESS;
         }
         Ok(Command::Version) => {
-            println!("smolcanvas {}", env!("CARGO_PKG_VERSION"));
+            let _ = writeln!(std::io::stdout().lock(), "smolcanvas {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
         Err(err) => {
-            eprintln!("smolcanvas: {err}");
+            let _ = writeln!(std::io::stderr().lock(), "smolcanvas: {err}");
             return ExitCode::from(2);
         }
     };
@@ -31,18 +37,22 @@ fn main() -> ExitCode {
     let canvas = match Canvas::open(config.canvas) {
         Ok(canvas) => canvas,
         Err(err) => {
-            error!("cannot open the board: {err}");
+            error!("{err}");
             return ExitCode::FAILURE;
         }
     };
     match server::run(config.server, canvas) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err @ ServerError::Io(_)) => {
+            error!("server failed: {err}");
+            ExitCode::FAILURE
+        }
         Err(err) if err.is_config() => {
             error!("{err}");
             ExitCode::from(2)
         }
         Err(err) => {
-            error!("server failed: {err}");
+            error!("{err}");
             ExitCode::FAILURE
         }
     }

@@ -147,5 +147,12 @@ impl Metrics {
             "Clients closed for exceeding the rate limit.",
             get(&self.rate_limited_closed),
         );
+        write_metric(
+            out,
+            "smolcanvas_log_lines_dropped_total",
+            "counter",
+            "Log lines that could not be written to stderr.",
+            crate::logging::lines_dropped(),
+        );
     }
 }

@@ -67,7 +67,14 @@ pub trait App: Send + Sync + 'static {
 /// Why the server could not start or stopped with an error.
 #[derive(Debug)]
 pub enum ServerError {
-    /// Binding or serving failed.
+    /// The listening address cannot be bound.
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: io::Error,
+    },
+    /// Serving failed.
     Io(io::Error),
     /// The TLS certificate or key cannot be used.
     #[cfg(feature = "tls")]
@@ -79,13 +86,14 @@ pub enum ServerError {
 impl ServerError {
     /// Whether the configuration is at fault (the binary exits with 2 then).
     pub fn is_config(&self) -> bool {
-        !matches!(self, ServerError::Io(_))
+        !matches!(self, ServerError::Io(_) | ServerError::Bind { .. })
     }
 }
 
 impl fmt::Display for ServerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            ServerError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {}", bind_reason(source)),
             ServerError::Io(err) => write!(f, "{err}"),
             #[cfg(feature = "tls")]
             ServerError::Tls(err) => write!(f, "{err}"),
@@ -95,6 +103,18 @@ impl fmt::Display for ServerError {
 }
 
 impl std::error::Error for ServerError {}
+
+/// Why an address cannot be bound, in the words of whoever runs the server.
+fn bind_reason(err: &io::Error) -> String {
+    match err.kind() {
+        io::ErrorKind::AddrInUse => "the port is in use (by another smolcanvas?)".to_string(),
+        io::ErrorKind::PermissionDenied => {
+            "permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)".to_string()
+        }
+        io::ErrorKind::AddrNotAvailable => "no network interface of this machine has that address".to_string(),
+        _ => err.to_string(),
+    }
+}
 
 impl From<io::Error> for ServerError {
     fn from(err: io::Error) -> Self {
@@ -171,7 +191,8 @@ impl<A: App> Server<A> {
         if config.tls.is_some() {
             return Err(ServerError::TlsNotBuilt);
         }
-        let listener = Async::<TcpListener>::bind(config.listen)?;
+        let listener = Async::<TcpListener>::bind(config.listen)
+            .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
         let shared = Arc::new(Shared {
             ws_config: websocket_config(config.max_message_bytes),
             #[cfg(feature = "tls")]
@@ -214,6 +235,8 @@ impl<A: App> Server<A> {
         let addr = self.local_addr()?;
         let (http, ws) = if self.shared.config.tls.is_some() { ("https", "wss") } else { ("http", "ws") };
         info!("listening on {http}://{addr} (WebSocket at {ws}://{addr}{})", http::WS_PATH);
+        let key = if self.shared.config.access_key.is_some() { " (add ?key= and the access key)" } else { "" };
+        info!("open {}{key}", crate::urls::page_urls(addr, self.shared.config.tls.is_some()).join(" or "));
         let background = executor.spawn(self.app.clone().background());
         let shared = &self.shared;
         loop {

@@ -176,6 +176,33 @@ fn kill_9_after_a_flush_keeps_the_draws() {
     assert_eq!(smol::block_on(board_of(process.addr)), (String::new(), draws));
 }
 
+/// `smolcanvas 2>&1 | head -3`: once the reader of stderr is gone, every log line fails with
+/// EPIPE. The lines are dropped and counted; drawing, health, shutdown and saving go on as before.
+#[test]
+fn a_lost_stderr_changes_nothing_but_the_dropped_line_count() {
+    let dir = TempDir::new("restart-no-stderr");
+    let mut process = Process::start_then_close_stderr(dir.path(), &[]);
+    let addr = process.addr;
+    smol::block_on(async {
+        let (mut a, mut b) = synced_pair(addr).await;
+        a.send(draw(1)).await;
+        assert_eq!(b.next().await, draw(1));
+        let health = request(addr, "GET", "/healthz").await;
+        assert_eq!((health.status, health.text()), (200, "ok".to_string()));
+        let dropped = metric(addr, "smolcanvas_log_lines_dropped_total").await;
+        assert!(dropped > 0, "{dropped} log lines dropped, though each connection logs one");
+        process.signal("-TERM");
+        for peer in [&mut a, &mut b] {
+            assert_eq!(peer.expect_close().await.code, CloseCode::Away);
+            expect_end(&mut peer.ws).await;
+        }
+    });
+    assert_eq!(process.wait_exit().code(), Some(0));
+
+    let process = Process::start(dir.path());
+    assert_eq!(smol::block_on(board_of(process.addr)), (png("AAAA"), vec![draw(1)]));
+}
+
 #[test]
 fn invalid_flag_value_exits_2_with_a_one_line_error() {
     let output = Command::new(BIN).args(["--ping-interval", "abc"]).output().expect("run smolcanvas");

@@ -7,9 +7,11 @@
 pub mod board;
 pub mod client;
 pub mod hub;
+pub mod lock;
 pub mod persist;
 pub mod protocol;
 
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,6 +24,7 @@ use crate::metrics::write_metric;
 use crate::server::{App, timeout};
 use board::{Store, StoreError, StoreOp};
 use hub::{Event, Hub};
+use lock::{DataDirError, DataDirLock};
 use persist::StoreHealth;
 
 /// The page served at `/`.
@@ -131,6 +134,26 @@ impl CanvasMetrics {
     }
 }
 
+/// Why the board cannot be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    /// The data dir cannot be created or written, or another process uses it.
+    DataDir(DataDirError),
+    /// The board in the data dir cannot be read.
+    Store(StoreError),
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::DataDir(err) => write!(f, "{err}"),
+            OpenError::Store(err) => write!(f, "cannot open the board: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {}
+
 /// The drawing board app.
 pub struct Canvas {
     config: CanvasConfig,
@@ -140,12 +163,16 @@ pub struct Canvas {
     health: Arc<StoreHealth>,
     /// Taken once by [`App::background`].
     actors: Mutex<Option<(Hub, Store, async_channel::Receiver<StoreOp>)>>,
+    /// Keeps other processes out of the data dir while the board is open.
+    _lock: DataDirLock,
 }
 
 impl Canvas {
-    /// Opens (or creates) the board in `config.data_dir`.
-    pub fn open(config: CanvasConfig) -> Result<Canvas, StoreError> {
-        let (store, board) = Store::open(&config.data_dir)?;
+    /// Opens (or creates) the board in `config.data_dir`, which must be
+    /// writable and not in use by another process.
+    pub fn open(config: CanvasConfig) -> Result<Canvas, OpenError> {
+        let lock = DataDirLock::acquire(&config.data_dir).map_err(OpenError::DataDir)?;
+        let (store, board) = Store::open(&config.data_dir).map_err(OpenError::Store)?;
         let (events, events_rx) = async_channel::bounded(HUB_MAILBOX);
         let (store_tx, store_rx) = async_channel::unbounded();
         let metrics = Arc::new(CanvasMetrics::default());
@@ -157,6 +184,7 @@ impl Canvas {
             metrics,
             health: Arc::new(StoreHealth::default()),
             actors: Mutex::new(Some((hub, store, store_rx))),
+            _lock: lock,
         })
     }
 
