@@ -255,6 +255,12 @@ mod tests {
     }
 
     #[test]
+    fn a_queued_message_costs_at_most_64_bytes_beside_its_shared_payload() {
+        // README's figure for a newcomer's unread sync: one slot per journaled draw.
+        assert!(std::mem::size_of::<Entry>() <= 64, "{}", std::mem::size_of::<Entry>());
+    }
+
+    #[test]
     fn exempt_messages_do_not_count_against_the_limit() {
         let (tx, rx) = outbox(10);
         assert_eq!(tx.push_exempt([Message::text("x".repeat(100))]), Ok(()));
