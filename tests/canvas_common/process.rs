@@ -96,12 +96,23 @@ impl Process {
 
     /// The next stderr line containing `text`, failing after [`WAIT`].
     pub fn wait_line(&mut self, text: &str) -> String {
+        self.lines_until(text).pop().unwrap_or_default()
+    }
+
+    /// Every stderr line up to and including the next one containing `text`, failing after [`WAIT`].
+    pub fn lines_until(&mut self, text: &str) -> Vec<String> {
         let deadline = Instant::now() + WAIT;
+        let mut lines = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.stderr.recv_timeout(left) {
-                Ok(line) if line.contains(text) => return line,
-                Ok(_) => {}
+                Ok(line) => {
+                    let last = line.contains(text);
+                    lines.push(line);
+                    if last {
+                        return lines;
+                    }
+                }
                 Err(_) => panic!("no stderr line with {text:?} within {WAIT:?}"),
             }
         }
