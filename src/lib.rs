@@ -5,6 +5,12 @@
 //! a page at `/`, `/healthz`, `/metrics` and a WebSocket endpoint at `/ws`,
 //! with heartbeats, limits and graceful shutdown. An app implements
 //! [`App`]; `examples/echo.rs` is the smallest one, [`canvas`] the real one.
+//!
+//! What one client can make the server hold is bounded for every kind of
+//! frame: its read buffer and message limit ([`limit`]), its rate
+//! ([`rate`], pings included), a write buffer of 26 KiB
+//! ([`server::MAX_WRITE_BUFFER`], large messages fragmented by the
+//! [`connection`]) and its [`outbox`].
 
 mod accept;
 pub mod canvas;
