@@ -4,11 +4,12 @@
 //! `cargo run --release --example canvas -- --listen 127.0.0.1:8080 --data-dir /tmp/board`,
 //! then open <http://127.0.0.1:8080/> in two browser windows and draw.
 
-use smolcanvas::config::{Command, Config};
-use smolcanvas::{Canvas, server};
+use smolcanvas::Canvas;
+use smolcanvas::flags::{self, Command};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let Command::Run(config) = Config::from_env_and_args(std::env::args().skip(1))? else {
+    let Command::Run(config) = flags::from_env_and_args(&[flags::CORE, flags::CANVAS], std::env::args().skip(1))?
+    else {
         println!("usage: canvas [smolcanvas flags]; see `smolcanvas --help`");
         return Ok(());
     };
@@ -17,6 +18,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let canvas = Canvas::open(config.canvas)?;
     // Serves `/`, `/healthz`, `/metrics` and `/ws` until SIGINT or SIGTERM,
     // then closes every client with 1001 and flushes the board.
-    server::run(config.server, canvas)?;
+    smolcanvas::run(config.server, canvas)?;
     Ok(())
 }

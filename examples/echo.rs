@@ -3,13 +3,13 @@
 //! Run `cargo run --release --example echo -- --listen 127.0.0.1:8080`, then in
 //! a browser console on any page of that origin:
 //! `ws = new WebSocket("ws://127.0.0.1:8080/ws"); ws.onmessage = e => console.log(e.data); ws.onopen = () => ws.send("hi")`.
-//! It takes the same flags as `smolcanvas` (see `--help`).
+//! It takes the server core's flags (see `--help`).
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use smolcanvas::config::{Command, Config, help_text};
-use smolcanvas::{App, Connection, server};
+use smolcanvas::flags::{self, Command};
+use smolcanvas::{App, Connection};
 
 /// The echo app: a one-line page and a handler that sends every message back.
 struct Echo;
@@ -23,7 +23,7 @@ impl App for Echo {
         // `recv` answers pings, enforces the idle timeout and closes with 1001
         // at shutdown; it returns `None` once the connection is over.
         while let Some(message) = conn.recv().await {
-            if !conn.send(message).await {
+            if conn.send(message).await.is_err() {
                 break;
             }
         }
@@ -31,9 +31,9 @@ impl App for Echo {
 }
 
 fn main() -> ExitCode {
-    let config = match Config::from_env_and_args(std::env::args().skip(1)) {
+    let config = match flags::from_env_and_args(&[flags::CORE], std::env::args().skip(1)) {
         Ok(Command::Run(config)) => config,
-        Ok(Command::Help(_)) => return print(help_text("echo")),
+        Ok(Command::Help(_)) => return print(flags::help_text("echo", "A WebSocket echo server.", &[flags::CORE])),
         Ok(Command::Version) => return print(env!("CARGO_PKG_VERSION").to_string()),
         Err(err) => {
             eprintln!("echo: {err}");
@@ -41,7 +41,7 @@ fn main() -> ExitCode {
         }
     };
     smolcanvas::init_logging(config.log_level);
-    match server::run(config.server, Echo) {
+    match smolcanvas::run(config.server, Echo) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             log::error!("{err}");

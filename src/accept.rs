@@ -2,7 +2,7 @@
 //! routing, the access key, plain answers, and the client slot, all within
 //! the handshake timeout. Then the app's handler gets the [`Connection`].
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -14,63 +14,14 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use log::{debug, info};
 use smol::Timer;
 
+use crate::app::App;
 use crate::connection::Connection;
 use crate::http::{self, HeadError, RequestHead, Route, Status};
 use crate::limit::{Guarded, MessageLimit};
 use crate::metrics::{RejectReason, add};
-use crate::server::{App, Shared, timeout};
+use crate::shared::{ClientSlot, ClientSlotIp, Shared};
 use crate::stream::{Stream, TcpStream};
-
-/// Holds one of the `max-clients` slots (and of its address's, with a per-IP cap).
-struct ClientSlot(Arc<Shared>, IpAddr);
-
-impl Drop for ClientSlot {
-    fn drop(&mut self) {
-        self.0.clients.fetch_sub(1, Ordering::AcqRel);
-        self.0.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
-        self.0.release_ip_slot(self.1);
-    }
-}
-
-/// Gives back an address's slot taken before `max-clients` refused the upgrade.
-struct ClientSlotIp(Arc<Shared>, IpAddr);
-
-impl Drop for ClientSlotIp {
-    fn drop(&mut self) {
-        self.0.release_ip_slot(self.1);
-    }
-}
-
-impl Shared {
-    fn release_ip_slot(&self, ip: IpAddr) {
-        if self.config.max_clients_per_ip == 0 {
-            return;
-        }
-        let mut per_ip = self.per_ip.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(count) = per_ip.get_mut(&ip) {
-            *count -= 1;
-            if *count == 0 {
-                per_ip.remove(&ip);
-            }
-        }
-    }
-
-    /// Takes a slot for `ip` unless it already holds `max-clients-per-ip` (0: no cap).
-    fn take_ip_slot(&self, ip: IpAddr) -> bool {
-        let cap = self.config.max_clients_per_ip;
-        if cap == 0 {
-            return true;
-        }
-        // Only upgrades and disconnects touch this map, never a message.
-        let mut per_ip = self.per_ip.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let count = per_ip.entry(ip).or_insert(0);
-        if *count >= cap {
-            return false;
-        }
-        *count += 1;
-        true
-    }
-}
+use crate::timeout::timeout;
 
 /// What the bounded part of a connection (head + upgrade) ended with.
 enum Handshake {
@@ -110,7 +61,7 @@ pub(crate) async fn handle<A: App>(tcp: TcpStream, peer: SocketAddr, app: Arc<A>
             }
             let ws =
                 WebSocketStream::from_partially_read(guarded, leftover, Role::Server, Some(shared.ws_config)).await;
-            let conn = Connection::new(ws, limit, peer, head.path, head.query, shared.clone());
+            let conn = Connection::new(ws, limit, peer, head.path, head.query, shared.connection.clone());
             app.serve(conn).await;
             drop(slot);
             debug!("{peer}: connection over");

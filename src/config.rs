@@ -1,19 +1,20 @@
-//! Every knob with its default, read from flags and `SMOLCANVAS_*` environment variables.
-//!
-//! A flag on the command line wins over the environment variable of the same
-//! name (`--max-clients` and `SMOLCANVAS_MAX_CLIENTS`). Durations are seconds
-//! and may be decimals (`--ping-interval 0.5`). `--allow-origin` may be given
-//! several times; its environment variable takes a comma-separated list.
+//! The server core's settings: [`ServerConfig`], its defaults and the checks of what must agree.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use log::LevelFilter;
-
 /// Settings of the server core: listener, limits, heartbeat and shutdown.
+///
+/// ```
+/// use std::time::Duration;
+/// use smolcanvas::ServerConfig;
+///
+/// let config = ServerConfig { ping_interval: Duration::from_secs(90), ..ServerConfig::default() };
+/// // A ping every 90 s cannot keep a client alive past a 60 s idle timeout.
+/// assert!(config.validate().unwrap_err().to_string().contains("idle-timeout"));
+/// ```
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     /// Address to listen on.
@@ -42,6 +43,69 @@ pub struct ServerConfig {
     pub access_key: Option<String>,
 }
 
+/// Smallest `max_message_bytes`: every WebSocket control frame and any
+/// useful text message fits.
+pub const MIN_MESSAGE_BYTES: usize = 1024;
+/// Most executor threads (more than a small machine has cores, many times over).
+pub const MAX_THREADS: usize = 256;
+
+impl Default for ServerConfig {
+    /// The documented defaults (`smolcanvas --help` lists them).
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 8080)),
+            max_clients: 10_000,
+            max_clients_per_ip: 0,
+            // A full 8 MiB board snapshot and its JSON around it.
+            max_message_bytes: 8 * 1024 * 1024 + 1024,
+            ping_interval: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
+            handshake_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(5),
+            allow_origins: Vec::new(),
+            threads: 1,
+            tls: None,
+            access_key: None,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Checks what must agree: an idle timeout longer than the ping interval
+    /// (or answering pings would not keep a client alive), limits above zero,
+    /// origins in the form the `Origin` header has.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        let invalid = |setting, problem: String| Err(InvalidConfig { setting, problem });
+        if self.idle_timeout <= self.ping_interval {
+            return invalid(
+                "idle-timeout",
+                format!(
+                    "{:?} is not longer than the ping interval ({:?}): answering pings would not keep a client alive",
+                    self.idle_timeout, self.ping_interval
+                ),
+            );
+        }
+        if self.max_clients == 0 {
+            return invalid("max-clients", "must be at least 1".into());
+        }
+        if self.max_message_bytes < MIN_MESSAGE_BYTES {
+            return invalid("max-message-bytes", format!("must be at least {MIN_MESSAGE_BYTES}"));
+        }
+        if !(1..=MAX_THREADS).contains(&self.threads) {
+            return invalid("threads", format!("must be from 1 to {MAX_THREADS}"));
+        }
+        if let Some(bad) = self.allow_origins.iter().find(|origin| !origin_ok(origin)) {
+            return invalid("allow-origin", format!("{bad:?} is not an origin like https://host or http://host:port"));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `origin` has the form of an `Origin` header: a scheme and a host, no path.
+pub(crate) fn origin_ok(origin: &str) -> bool {
+    (origin.starts_with("http://") || origin.starts_with("https://")) && !origin.ends_with('/')
+}
+
 /// The PEM files that switch the port to TLS.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TlsFiles {
@@ -51,540 +115,42 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
-/// Settings of the canvas application: board store, sync and per-client limits.
-#[derive(Clone, Debug)]
-pub struct CanvasConfig {
-    /// Where the board (snapshot and journal) is kept.
-    pub data_dir: PathBuf,
-    /// How long a peer has to answer a `canvasRequest` before the next one is asked.
-    pub sync_timeout: Duration,
-    /// How often journaled draws are written to disk.
-    pub flush_interval: Duration,
-    /// Largest `canvasState` data URL accepted.
-    pub max_snapshot_bytes: usize,
-    /// Sustained draws per second allowed per client.
-    pub rate_limit: f64,
-    /// Draws a client may send in a burst above the sustained rate.
-    pub rate_burst: f64,
-    /// Bytes that may wait in one client's outbox before it is closed as too slow.
-    pub outbox_bytes: usize,
-    /// Journal length (draws) at which the server asks a peer for a snapshot.
-    pub journal_limit: usize,
-    /// Peers that may be sending a snapshot at once (each may hold up to
-    /// `max_snapshot_bytes` in memory while it arrives).
-    pub max_snapshot_uploads: usize,
+/// Settings that do not agree with each other (or with the app's needs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidConfig {
+    /// The setting at fault, as its flag is named (`max-message-bytes`).
+    pub setting: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
 }
 
-/// Everything the `smolcanvas` binary (and the examples) can be told.
-#[derive(Clone, Debug)]
-pub struct Config {
-    /// The server core's settings.
-    pub server: ServerConfig,
-    /// The canvas application's settings.
-    pub canvas: CanvasConfig,
-    /// Log level of the whole process.
-    pub log_level: LevelFilter,
-}
-
-/// What the command line asks for.
-#[derive(Debug)]
-pub enum Command {
-    /// Run with this configuration.
-    Run(Box<Config>),
-    /// Print this help text and exit.
-    Help(String),
-    /// Print the version and exit.
-    Version,
-}
-
-/// A flag or environment value that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConfigError {
-    /// A flag that does not exist.
-    UnknownFlag(String),
-    /// A flag given without its value.
-    MissingValue(&'static str),
-    /// One flag of a pair that must come together.
-    Unpaired {
-        /// The flag given.
-        given: &'static str,
-        /// The flag missing.
-        missing: &'static str,
-    },
-    /// A value that does not parse or is out of range.
-    Invalid {
-        /// The flag (`--ping-interval`).
-        flag: &'static str,
-        /// The environment variable the value came from, if not from the command line.
-        env: Option<String>,
-        /// The value as given.
-        value: String,
-        /// What a valid value looks like.
-        expected: &'static str,
-    },
-}
-
-impl fmt::Display for ConfigError {
+impl fmt::Display for InvalidConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConfigError::UnknownFlag(flag) => write!(f, "unknown flag {flag} (see --help)"),
-            ConfigError::MissingValue(flag) => write!(f, "--{flag} needs a value"),
-            ConfigError::Unpaired { given, missing } => write!(f, "--{given} needs --{missing} too"),
-            ConfigError::Invalid { flag, env: None, value, expected } => {
-                write!(f, "invalid value {value:?} for --{flag}: expected {expected}")
-            }
-            ConfigError::Invalid { env: Some(env), value, expected, .. } => {
-                write!(f, "invalid value {value:?} for {env}: expected {expected}")
-            }
-        }
+        write!(f, "--{}: {}", self.setting, self.problem)
     }
 }
 
-impl std::error::Error for ConfigError {}
-
-struct Flag {
-    name: &'static str,
-    metavar: &'static str,
-    default: &'static str,
-    help: &'static str,
-}
-
-const FLAGS: &[Flag] = &[
-    Flag {
-        name: "listen",
-        metavar: "ADDR",
-        default: "0.0.0.0:8080",
-        help: "IP:PORT, [::]:PORT, localhost:PORT (127.0.0.1), or PORT alone (0.0.0.0:PORT)",
-    },
-    Flag { name: "max-clients", metavar: "N", default: "10000", help: "most WebSocket clients at once (more get 503)" },
-    Flag {
-        name: "max-clients-per-ip",
-        metavar: "N",
-        default: "0",
-        help: "most clients from one address, 0 = no cap (more get 429)",
-    },
-    Flag {
-        name: "max-message-bytes",
-        metavar: "N",
-        default: "8389632",
-        help: "largest WebSocket message (8 MiB snapshot + 1 KiB)",
-    },
-    Flag { name: "ping-interval", metavar: "SECS", default: "20", help: "seconds between pings to each client" },
-    Flag { name: "idle-timeout", metavar: "SECS", default: "60", help: "close a client silent for this long" },
-    Flag { name: "handshake-timeout", metavar: "SECS", default: "10", help: "bound on request head + upgrade" },
-    Flag { name: "shutdown-grace", metavar: "SECS", default: "5", help: "wait this long for clients at shutdown" },
-    Flag {
-        name: "allow-origin",
-        metavar: "ORIGIN",
-        default: "",
-        help: "extra allowed Origin, repeatable (e.g. https://draw.example.org)",
-    },
-    Flag { name: "tls-cert", metavar: "FILE", default: "", help: "PEM certificate chain: serve https:// and wss://" },
-    Flag { name: "tls-key", metavar: "FILE", default: "", help: "PEM private key for --tls-cert" },
-    Flag {
-        name: "access-key",
-        metavar: "KEY",
-        default: "",
-        help: "require this key for the page, /ws and /metrics (prefer the env var)",
-    },
-    Flag { name: "threads", metavar: "N", default: "1", help: "executor threads" },
-    Flag {
-        name: "log-level",
-        metavar: "LEVEL",
-        default: "info",
-        help: "off, error, warn, info, debug or trace (also RUST_LOG)",
-    },
-    Flag { name: "data-dir", metavar: "DIR", default: "./smolcanvas-data", help: "where the board is kept" },
-    Flag { name: "sync-timeout", metavar: "SECS", default: "2", help: "time a peer has to answer a canvasRequest" },
-    Flag { name: "flush-interval", metavar: "SECS", default: "1", help: "how often new strokes are written to disk" },
-    Flag { name: "max-snapshot-bytes", metavar: "N", default: "8388608", help: "largest canvasState data URL" },
-    Flag { name: "max-snapshot-uploads", metavar: "N", default: "8", help: "peers that may send a snapshot at once" },
-    Flag { name: "rate-limit", metavar: "N", default: "1000", help: "draws per second per client (sustained)" },
-    Flag { name: "rate-burst", metavar: "N", default: "2000", help: "draws per client in a burst" },
-    Flag {
-        name: "outbox-bytes",
-        metavar: "N",
-        default: "1048576",
-        help: "queued bytes before a slow client is closed",
-    },
-    Flag {
-        name: "journal-limit",
-        metavar: "N",
-        default: "20000",
-        help: "draws journaled before asking for a snapshot",
-    },
-];
-
-fn env_name(flag: &str) -> String {
-    format!("SMOLCANVAS_{}", flag.to_ascii_uppercase().replace('-', "_"))
-}
-
-/// The `--help` text, with every flag, its environment variable and default.
-pub fn help_text(program: &str) -> String {
-    let mut out = format!(
-        "{program} {}\nA self-hosted real-time drawing board.\n\nUsage: {program} [FLAGS]\n\nFlags (each also read from its environment variable; the flag wins):\n",
-        env!("CARGO_PKG_VERSION")
-    );
-    for flag in FLAGS {
-        let left = format!("--{} {}", flag.name, flag.metavar);
-        let default = if flag.default.is_empty() { String::new() } else { format!(" [default: {}]", flag.default) };
-        out.push_str(&format!("  {left:<28} {}{default}\n  {:<28} env {}\n", flag.help, "", env_name(flag.name)));
-    }
-    out.push_str("  --help                       print this text\n  --version                    print the version\n");
-    out
-}
-
-/// What a flag was given: its values, and the environment variable they came from.
-struct Given {
-    values: Vec<String>,
-    /// `None` when given on the command line.
-    env: Option<String>,
-}
-
-/// Raw values by flag name, the command line over the environment.
-struct Values(HashMap<&'static str, Given>);
-
-impl Values {
-    fn collect(
-        args: impl IntoIterator<Item = String>,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Result<Values, Command>, ConfigError> {
-        let mut from_env = HashMap::new();
-        for flag in FLAGS {
-            let name = env_name(flag.name);
-            if let Some(value) = env(&name) {
-                let values = if flag.name == "allow-origin" {
-                    value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
-                } else {
-                    vec![value]
-                };
-                from_env.insert(flag.name, Given { values, env: Some(name) });
-            }
-        }
-        if !from_env.contains_key("log-level") {
-            if let Some(value) = env("RUST_LOG") {
-                from_env.insert("log-level", Given { values: vec![value], env: Some("RUST_LOG".to_string()) });
-            }
-        }
-        let mut from_args: HashMap<&'static str, Given> = HashMap::new();
-        let mut args = args.into_iter();
-        while let Some(arg) = args.next() {
-            match arg.as_str() {
-                "--help" | "-h" => return Ok(Err(Command::Help(String::new()))),
-                "--version" | "-V" => return Ok(Err(Command::Version)),
-                _ => {}
-            }
-            let Some(body) = arg.strip_prefix("--") else {
-                return Err(ConfigError::UnknownFlag(arg));
-            };
-            let (name, inline) = match body.split_once('=') {
-                Some((name, value)) => (name, Some(value.to_string())),
-                None => (body, None),
-            };
-            let flag = FLAGS.iter().find(|f| f.name == name).ok_or_else(|| ConfigError::UnknownFlag(arg.clone()))?;
-            let value = match inline {
-                Some(value) => value,
-                None => args.next().ok_or(ConfigError::MissingValue(flag.name))?,
-            };
-            from_args.entry(flag.name).or_insert(Given { values: Vec::new(), env: None }).values.push(value);
-        }
-        from_env.extend(from_args);
-        Ok(Ok(Values(from_env)))
-    }
-
-    fn raw(&self, name: &'static str) -> String {
-        match self.0.get(name).and_then(|given| given.values.last()) {
-            Some(value) => value.clone(),
-            None => FLAGS.iter().find(|f| f.name == name).map(|f| f.default.to_string()).unwrap_or_default(),
-        }
-    }
-
-    /// Every value given for `name` (a repeatable flag), none by default.
-    fn all(&self, name: &'static str) -> Vec<String> {
-        self.0.get(name).map(|given| given.values.clone()).unwrap_or_default()
-    }
-
-    /// The error for `value` of flag `name`, naming the environment variable if it came from one.
-    fn invalid(&self, name: &'static str, value: String, expected: &'static str) -> ConfigError {
-        let env = self.0.get(name).and_then(|given| given.env.clone());
-        ConfigError::Invalid { flag: name, env, value, expected }
-    }
-
-    fn parse<T: std::str::FromStr>(
-        &self,
-        name: &'static str,
-        expected: &'static str,
-        ok: impl Fn(&T) -> bool,
-    ) -> Result<T, ConfigError> {
-        let value = self.raw(name);
-        match value.trim().parse::<T>() {
-            Ok(parsed) if ok(&parsed) => Ok(parsed),
-            _ => Err(self.invalid(name, value, expected)),
-        }
-    }
-
-    fn count(&self, name: &'static str) -> Result<usize, ConfigError> {
-        self.parse(name, "a whole number above 0", |n: &usize| *n > 0)
-    }
-
-    fn rate(&self, name: &'static str) -> Result<f64, ConfigError> {
-        self.parse(name, "a number above 0", |n: &f64| n.is_finite() && *n > 0.0)
-    }
-
-    fn seconds(&self, name: &'static str) -> Result<Duration, ConfigError> {
-        let secs = self.parse(name, "seconds, a number between 0.001 and 31536000", |n: &f64| {
-            n.is_finite() && (0.001..=31_536_000.0).contains(n)
-        })?;
-        Ok(Duration::from_secs_f64(secs))
-    }
-}
-
-/// `--listen` as people write it: an IP address and port (`0.0.0.0:8080`,
-/// `[::]:8080`), `localhost:PORT` (127.0.0.1, without asking a resolver),
-/// or a port alone, bare or after a colon (`8080`, `:8080`: every IPv4
-/// interface, like the default).
-fn parse_listen(value: &str) -> Option<SocketAddr> {
-    let value = value.trim();
-    if let Ok(addr) = value.parse::<SocketAddr>() {
-        return Some(addr);
-    }
-    let port = |text: &str| text.bytes().all(|b| b.is_ascii_digit()).then(|| text.parse::<u16>().ok()).flatten();
-    let (host, port) = match value.rsplit_once(':') {
-        Some((host, text)) => (host, port(text)?),
-        None => ("", port(value)?),
-    };
-    let ip = match host {
-        "" => Ipv4Addr::UNSPECIFIED,
-        host if host.eq_ignore_ascii_case("localhost") => Ipv4Addr::LOCALHOST,
-        _ => return None,
-    };
-    Some(SocketAddr::from((ip, port)))
-}
-
-fn listen(values: &Values) -> Result<SocketAddr, ConfigError> {
-    let value = values.raw("listen");
-    parse_listen(&value).ok_or_else(|| {
-        values.invalid("listen", value, "IP:PORT ([::]:PORT for IPv6), localhost:PORT, or a port (8080 or :8080)")
-    })
-}
-
-fn parse_level(value: &str) -> Option<LevelFilter> {
-    // RUST_LOG may hold `target=level` directives: take the first bare level.
-    value.split(',').find(|part| !part.contains('=')).unwrap_or(value).trim().parse().ok()
-}
-
-fn origin_ok(origin: &str) -> bool {
-    (origin.starts_with("http://") || origin.starts_with("https://")) && !origin.ends_with('/')
-}
-
-fn access_key(values: &Values) -> Result<Option<String>, ConfigError> {
-    let key = values.raw("access-key");
-    let url_safe = |b: u8| b.is_ascii_alphanumeric() || b"-._~".contains(&b);
-    match key.len() {
-        0 => Ok(None),
-        1..=256 if key.bytes().all(url_safe) => Ok(Some(key)),
-        _ => Err(values.invalid("access-key", "(hidden)".to_string(), "1 to 256 characters from A-Z a-z 0-9 - . _ ~")),
-    }
-}
-
-fn tls_files(values: &Values) -> Result<Option<TlsFiles>, ConfigError> {
-    let (cert, key) = (values.raw("tls-cert"), values.raw("tls-key"));
-    match (cert.is_empty(), key.is_empty()) {
-        (true, true) => Ok(None),
-        (false, false) => Ok(Some(TlsFiles { cert: cert.into(), key: key.into() })),
-        (false, true) => Err(ConfigError::Unpaired { given: "tls-cert", missing: "tls-key" }),
-        (true, false) => Err(ConfigError::Unpaired { given: "tls-key", missing: "tls-cert" }),
-    }
-}
-
-impl Config {
-    /// Reads the process's arguments (without the program name) and environment.
-    pub fn from_env_and_args(args: impl IntoIterator<Item = String>) -> Result<Command, ConfigError> {
-        Self::parse(args, |name| std::env::var(name).ok())
-    }
-
-    /// Reads `args` (without the program name) and the environment through `env`.
-    pub fn parse(
-        args: impl IntoIterator<Item = String>,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Command, ConfigError> {
-        let values = match Values::collect(args, env)? {
-            Ok(values) => values,
-            Err(command) => return Ok(command),
-        };
-        let allow_origins = values.all("allow-origin");
-        if let Some(bad) = allow_origins.iter().find(|o| !origin_ok(o)) {
-            return Err(values.invalid("allow-origin", bad.clone(), "an origin like https://host or http://host:port"));
-        }
-        let level = values.raw("log-level");
-        let log_level = match parse_level(&level) {
-            Some(log_level) => log_level,
-            None => return Err(values.invalid("log-level", level, "off, error, warn, info, debug or trace")),
-        };
-        let server = ServerConfig {
-            listen: listen(&values)?,
-            max_clients: values.count("max-clients")?,
-            max_clients_per_ip: values.parse("max-clients-per-ip", "a whole number (0: no cap)", |_: &usize| true)?,
-            max_message_bytes: values
-                .parse("max-message-bytes", "a number of bytes, at least 1024", |n: &usize| *n >= 1024)?,
-            ping_interval: values.seconds("ping-interval")?,
-            idle_timeout: values.seconds("idle-timeout")?,
-            handshake_timeout: values.seconds("handshake-timeout")?,
-            shutdown_grace: values.seconds("shutdown-grace")?,
-            allow_origins,
-            threads: values.parse("threads", "a number of threads from 1 to 256", |n: &usize| (1..=256).contains(n))?,
-            tls: tls_files(&values)?,
-            access_key: access_key(&values)?,
-        };
-        let canvas = CanvasConfig {
-            data_dir: PathBuf::from(values.raw("data-dir")),
-            sync_timeout: values.seconds("sync-timeout")?,
-            flush_interval: values.seconds("flush-interval")?,
-            max_snapshot_bytes: values.count("max-snapshot-bytes")?,
-            rate_limit: values.rate("rate-limit")?,
-            rate_burst: values.parse("rate-burst", "a number, at least 1", |n: &f64| n.is_finite() && *n >= 1.0)?,
-            outbox_bytes: values.parse("outbox-bytes", "a number of bytes, at least 1024", |n: &usize| *n >= 1024)?,
-            journal_limit: values.count("journal-limit")?,
-            max_snapshot_uploads: values.count("max-snapshot-uploads")?,
-        };
-        Ok(Command::Run(Box::new(Config { server, canvas, log_level })))
-    }
-
-    /// The defaults, as `--help` lists them.
-    pub fn defaults() -> Config {
-        match Self::parse(Vec::new(), |_| None) {
-            Ok(Command::Run(config)) => *config,
-            // The defaults in FLAGS are valid; the unit test below checks it.
-            _ => unreachable!("the built-in defaults parse"),
-        }
-    }
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Config::defaults().server
-    }
-}
-
-impl Default for CanvasConfig {
-    fn default() -> Self {
-        Config::defaults().canvas
-    }
-}
+impl std::error::Error for InvalidConfig {}
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<Command, ConfigError> {
-        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Config::parse(args.iter().map(|s| s.to_string()), |name| env.get(name).cloned())
-    }
-
-    fn run(args: &[&str], env: &[(&str, &str)]) -> Config {
-        match parse(args, env) {
-            Ok(Command::Run(config)) => *config,
-            other => panic!("expected a config, got {other:?}"),
-        }
+    #[test]
+    fn the_defaults_are_valid() {
+        assert_eq!(ServerConfig::default().validate(), Ok(()));
     }
 
     #[test]
-    fn defaults_match_the_documented_ones() {
-        let config = Config::defaults();
-        assert_eq!(config.server.listen, "0.0.0.0:8080".parse().unwrap());
-        assert_eq!(config.server.ping_interval, Duration::from_secs(20));
-        assert_eq!(config.server.idle_timeout, Duration::from_secs(60));
-        assert_eq!(config.canvas.sync_timeout, Duration::from_secs(2));
-        assert_eq!(config.canvas.data_dir, PathBuf::from("./smolcanvas-data"));
-        assert_eq!(config.log_level, LevelFilter::Info);
-    }
-
-    #[test]
-    fn flag_wins_over_environment() {
-        let config =
-            run(&["--max-clients", "7"], &[("SMOLCANVAS_MAX_CLIENTS", "9"), ("SMOLCANVAS_IDLE_TIMEOUT", "1.5")]);
-        assert_eq!(config.server.max_clients, 7);
-        assert_eq!(config.server.idle_timeout, Duration::from_millis(1500));
-    }
-
-    #[test]
-    fn repeatable_origins_and_equals_form() {
-        let config = run(&["--allow-origin=https://a.example", "--allow-origin", "http://b.example:8080"], &[]);
-        assert_eq!(config.server.allow_origins, vec!["https://a.example", "http://b.example:8080"]);
-        let config = run(&[], &[("SMOLCANVAS_ALLOW_ORIGIN", "https://a.example, https://c.example")]);
-        assert_eq!(config.server.allow_origins.len(), 2);
-    }
-
-    #[test]
-    fn bad_values_are_named() {
-        let err = parse(&["--ping-interval", "soon"], &[]).unwrap_err();
+    fn what_must_agree_is_checked() {
+        let base = ServerConfig::default;
         assert_eq!(
-            err.to_string(),
-            "invalid value \"soon\" for --ping-interval: expected seconds, a number between 0.001 and 31536000"
+            ServerConfig { idle_timeout: Duration::from_secs(20), ..base() }.validate().unwrap_err().setting,
+            "idle-timeout"
         );
-        assert!(matches!(parse(&["--nope"], &[]), Err(ConfigError::UnknownFlag(_))));
-        assert_eq!(parse(&["--listen"], &[]).unwrap_err(), ConfigError::MissingValue("listen"));
-        assert!(parse(&["--max-clients", "0"], &[]).is_err());
-        assert!(parse(&["--allow-origin", "evil.example"], &[]).is_err());
-        assert_eq!(
-            parse(&["--tls-cert", "cert.pem"], &[]).unwrap_err(),
-            ConfigError::Unpaired { given: "tls-cert", missing: "tls-key" }
-        );
-        let config = run(&["--tls-cert", "c.pem", "--tls-key", "k.pem"], &[]);
-        assert_eq!(config.server.tls, Some(TlsFiles { cert: "c.pem".into(), key: "k.pem".into() }));
-    }
-
-    #[test]
-    fn listen_takes_a_port_alone_and_localhost() {
-        let listen = |value: &str| run(&["--listen", value], &[]).server.listen;
-        assert_eq!(listen("8080"), "0.0.0.0:8080".parse().unwrap());
-        assert_eq!(listen(":8080"), "0.0.0.0:8080".parse().unwrap());
-        assert_eq!(listen("localhost:8080"), "127.0.0.1:8080".parse().unwrap());
-        assert_eq!(listen("LocalHost:0"), "127.0.0.1:0".parse().unwrap());
-        assert_eq!(listen("192.168.1.5:80"), "192.168.1.5:80".parse().unwrap());
-        assert_eq!(listen("[::]:8080"), "[::]:8080".parse().unwrap());
-        assert_eq!(listen(" 9000 "), "0.0.0.0:9000".parse().unwrap());
-        for bad in ["x", "", ":", "65536", ":-1", "+80", "localhost", "0.0.0.0", "example.org:80", "[::1]", "::8080"] {
-            let err = parse(&["--listen", bad], &[]).unwrap_err();
-            assert!(matches!(err, ConfigError::Invalid { flag: "listen", env: None, .. }), "{bad:?}: {err:?}");
-        }
-    }
-
-    #[test]
-    fn a_bad_environment_value_names_the_variable() {
-        let err = parse(&[], &[("SMOLCANVAS_LISTEN", "x")]).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "invalid value \"x\" for SMOLCANVAS_LISTEN: expected IP:PORT ([::]:PORT for IPv6), localhost:PORT, or a port (8080 or :8080)"
-        );
-        let err = parse(&["--listen", "x"], &[]).unwrap_err();
-        assert!(err.to_string().starts_with("invalid value \"x\" for --listen: "), "{err}");
-        // The flag wins, and so does its name in the error.
-        let err = parse(&["--listen", "y"], &[("SMOLCANVAS_LISTEN", "8080")]).unwrap_err();
-        assert!(err.to_string().contains("for --listen:"), "{err}");
-        let err = parse(&[], &[("SMOLCANVAS_PING_INTERVAL", "soon")]).unwrap_err();
-        assert!(err.to_string().contains("\"soon\" for SMOLCANVAS_PING_INTERVAL:"), "{err}");
-        let err = parse(&[], &[("RUST_LOG", "loud")]).unwrap_err();
-        assert!(err.to_string().contains("\"loud\" for RUST_LOG:"), "{err}");
-        let err = parse(&[], &[("SMOLCANVAS_ALLOW_ORIGIN", "evil.example")]).unwrap_err();
-        assert!(err.to_string().contains("for SMOLCANVAS_ALLOW_ORIGIN:"), "{err}");
-        let err = parse(&[], &[("SMOLCANVAS_ACCESS_KEY", "not a key")]).unwrap_err();
-        assert!(err.to_string().contains("\"(hidden)\" for SMOLCANVAS_ACCESS_KEY:"), "{err}");
-    }
-
-    #[test]
-    fn log_level_from_rust_log() {
-        assert_eq!(run(&[], &[("RUST_LOG", "debug")]).log_level, LevelFilter::Debug);
-        assert_eq!(run(&["--log-level", "warn"], &[("RUST_LOG", "debug")]).log_level, LevelFilter::Warn);
-    }
-
-    #[test]
-    fn help_lists_every_flag_and_default() {
-        let help = help_text("smolcanvas");
-        for flag in FLAGS {
-            assert!(help.contains(&format!("--{}", flag.name)), "{}", flag.name);
-            assert!(help.contains(&env_name(flag.name)));
-        }
-        assert!(help.contains("[default: 0.0.0.0:8080]"));
+        assert_eq!(ServerConfig { max_clients: 0, ..base() }.validate().unwrap_err().setting, "max-clients");
+        assert_eq!(ServerConfig { threads: 0, ..base() }.validate().unwrap_err().setting, "threads");
+        let origins = vec!["evil.example".to_string()];
+        assert_eq!(ServerConfig { allow_origins: origins, ..base() }.validate().unwrap_err().setting, "allow-origin");
     }
 }

@@ -31,11 +31,11 @@ use smol::Timer;
 
 use crate::limit::{Guarded, MessageLimit, MessageTooBig};
 use crate::metrics::{Metrics, add};
-use crate::outbox::OutboxReceiver;
+use crate::outbox::{ConnectionClosed, OutboxReceiver};
 use crate::rate::TokenBucket;
-use crate::server::{Shared, timeout};
 use crate::stream::Stream;
-use crate::tripwire::TripListener;
+use crate::timeout::timeout;
+use crate::tripwire::{TripListener, Tripwire};
 
 /// Most queued messages written before a flush; bounds one batch's latency.
 const MAX_BATCH: usize = 256;
@@ -45,6 +45,21 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// fragments of this size (RFC 6455 section 5.4), so tungstenite's write
 /// buffer never holds a whole snapshot for a client that reads slowly.
 pub const MAX_FRAME_PAYLOAD: usize = 16 * 1024;
+
+/// What a connection needs of the server: its timings, counters and shutdown wire.
+#[derive(Debug)]
+pub(crate) struct ConnectionSettings {
+    /// How often a ping is sent.
+    pub(crate) ping_interval: Duration,
+    /// How long the peer may stay silent (also the bound on a stalled write).
+    pub(crate) idle_timeout: Duration,
+    /// How long a close at shutdown waits for the peer's answer.
+    pub(crate) shutdown_grace: Duration,
+    /// The server's counters.
+    pub(crate) metrics: Arc<Metrics>,
+    /// Tripped when the server shuts down.
+    pub(crate) shutdown: Tripwire,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -57,13 +72,60 @@ enum State {
 /// Pings, pongs, the idle timeout, shutdown (close 1001) and protocol errors
 /// (close 1002, 1007, 1009) are handled inside; the app only sees text and
 /// binary messages.
+///
+/// An app that broadcasts gives each client an [`Outbox`](crate::Outbox)
+/// and lets [`Connection::next`] deliver it while waiting for the client's
+/// messages; whoever pushes never waits for the client, and evicting it
+/// closes the connection with 1008 even while a write to it is stuck:
+///
+/// ```
+/// use std::sync::Arc;
+/// use futures_lite::StreamExt;
+/// use smolcanvas::{App, CloseCode, Connection, Message, Outbox, Server, ServerConfig};
+///
+/// struct Greeter;
+///
+/// impl App for Greeter {
+///     fn page(&self) -> &'static str {
+///         "greeter"
+///     }
+///
+///     async fn serve(self: Arc<Self>, mut conn: Connection) {
+///         let (outbox, receiver) = Outbox::bounded(64 * 1024);
+///         // Another task (a hub) would hold `outbox`; here the handler pushes itself.
+///         outbox.push(Message::text("welcome")).unwrap();
+///         outbox.evict("that is all");
+///         while conn.next(Some(&receiver)).await.is_some() {}
+///     }
+/// }
+///
+/// let config = ServerConfig { listen: "127.0.0.1:0".parse().unwrap(), ..ServerConfig::default() };
+/// let server = Server::bind(config, Greeter).unwrap();
+/// let (addr, wire) = (server.local_addr().unwrap(), server.shutdown_wire());
+/// let executor: &'static smol::Executor<'static> = Box::leak(Box::new(smol::Executor::new()));
+/// smol::block_on(executor.run(async {
+///     let serving = executor.spawn(server.run(executor));
+///     let tcp = smol::net::TcpStream::connect(addr).await.unwrap();
+///     let (mut client, _) = async_tungstenite::client_async(format!("ws://{addr}/ws"), tcp).await.unwrap();
+///     // Eviction drops what was still queued: whether "welcome" left first is a race.
+///     let close = loop {
+///         match client.next().await.unwrap().unwrap() {
+///             Message::Close(frame) => break frame.unwrap(),
+///             message => assert_eq!(message, Message::text("welcome")),
+///         }
+///     };
+///     assert_eq!((close.code, close.reason.as_str()), (CloseCode::Policy, "that is all"));
+///     wire.trip();
+///     serving.await.unwrap();
+/// }));
+/// ```
 pub struct Connection {
     ws: WebSocketStream<Guarded<Stream>>,
     limit: MessageLimit,
     peer: SocketAddr,
     path: String,
     query: Option<String>,
-    shared: Arc<Shared>,
+    settings: Arc<ConnectionSettings>,
     state: State,
     last_seen: Instant,
     next_ping: Instant,
@@ -71,6 +133,16 @@ pub struct Connection {
     shutdown: TripListener,
     /// The rate limit every frame from the peer spends, once the app set one.
     rate: Option<TokenBucket>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("peer", &self.peer)
+            .field("path", &self.path)
+            .field("state", &self.state)
+            .finish()
+    }
 }
 
 enum Wake {
@@ -87,19 +159,19 @@ impl Connection {
         peer: SocketAddr,
         path: String,
         query: Option<String>,
-        shared: Arc<Shared>,
+        settings: Arc<ConnectionSettings>,
     ) -> Self {
         let now = Instant::now();
-        let next_ping = now + shared.config.ping_interval;
-        let first_check = next_ping.min(now + shared.config.idle_timeout);
-        let shutdown = shared.shutdown.listener();
+        let next_ping = now + settings.ping_interval;
+        let first_check = next_ping.min(now + settings.idle_timeout);
+        let shutdown = settings.shutdown.listener();
         Connection {
             ws,
             limit,
             peer,
             path,
             query,
-            shared,
+            settings,
             state: State::Open,
             last_seen: now,
             next_ping,
@@ -126,13 +198,13 @@ impl Connection {
 
     /// The cap on this client's incoming messages, to lower or raise at any
     /// time (for example while it owes the server a large message).
-    pub fn message_limit(&self) -> MessageLimit {
+    pub(crate) fn message_limit(&self) -> MessageLimit {
         self.limit.clone()
     }
 
     /// The server's counters.
     pub fn metrics(&self) -> &Metrics {
-        &self.shared.metrics
+        &self.settings.metrics
     }
 
     /// Holds the peer to `rate` frames a second with bursts of `burst`.
@@ -154,7 +226,7 @@ impl Connection {
     /// Closes the connection with 1008 because the peer exceeded its rate limit.
     pub async fn close_rate_limited(&mut self) {
         info!("{}: exceeded the rate limit: closing with 1008", self.peer);
-        add(&self.shared.metrics.rate_limited_closed, 1);
+        add(&self.settings.metrics.rate_limited_closed, 1);
         self.close(CloseCode::Policy, "rate limit exceeded").await;
     }
 
@@ -255,8 +327,8 @@ impl Connection {
                 self.last_seen = Instant::now();
                 match message {
                     Message::Text(_) | Message::Binary(_) => {
-                        add(&self.shared.metrics.messages_in, 1);
-                        add(&self.shared.metrics.bytes_in, message.len() as u64);
+                        add(&self.settings.metrics.messages_in, 1);
+                        add(&self.settings.metrics.bytes_in, message.len() as u64);
                         Some(message)
                     }
                     Message::Close(frame) => {
@@ -317,7 +389,7 @@ impl Connection {
 
     async fn on_heartbeat(&mut self) {
         let now = Instant::now();
-        let config = &self.shared.config;
+        let config = &self.settings;
         let idle_deadline = self.last_seen + config.idle_timeout;
         if now >= idle_deadline {
             info!("{}: closing: nothing received for {:?}", self.peer, config.idle_timeout);
@@ -333,9 +405,10 @@ impl Connection {
         self.heartbeat.set_at(self.next_ping.min(idle_deadline));
     }
 
-    /// Sends one message now; `false` if the connection failed.
-    pub async fn send(&mut self, message: Message) -> bool {
-        self.write(message, None).await
+    /// Sends one message now (a large one in fragments); an error once the
+    /// connection is over.
+    pub async fn send(&mut self, message: Message) -> Result<(), ConnectionClosed> {
+        if self.write(message, None).await { Ok(()) } else { Err(ConnectionClosed) }
     }
 
     /// Writes `first` and then whatever is queued in `outbox`, flushing once.
@@ -344,9 +417,9 @@ impl Connection {
         if self.state != State::Open {
             return false;
         }
-        let stall = self.shared.config.idle_timeout;
-        let shared = self.shared.clone();
-        let mut batch = pin!(write_batch(&mut self.ws, first, outbox, &shared.metrics));
+        let stall = self.settings.idle_timeout;
+        let settings = self.settings.clone();
+        let mut batch = pin!(write_batch(&mut self.ws, first, outbox, &settings.metrics));
         // Usually the socket takes the batch at once: no timer needed then.
         let result = match future::poll_once(batch.as_mut()).await {
             Some(result) => result,
@@ -359,7 +432,7 @@ impl Connection {
                     Err(WriteError::Evicted)
                 };
                 let shutdown = async {
-                    shared.shutdown.tripped().await;
+                    settings.shutdown.tripped().await;
                     Err(WriteError::Shutdown)
                 };
                 let stalled = async {
@@ -396,7 +469,7 @@ impl Connection {
         debug!("{}: closing with {}: {reason}", self.peer, u16::from(code));
         let frame = CloseFrame { code, reason: reason.to_string().into() };
         let grace =
-            if code == CloseCode::Away { self.shared.config.shutdown_grace.min(CLOSE_TIMEOUT) } else { CLOSE_TIMEOUT };
+            if code == CloseCode::Away { self.settings.shutdown_grace.min(CLOSE_TIMEOUT) } else { CLOSE_TIMEOUT };
         let handshake = async {
             if self.ws.send(Message::Close(Some(frame))).await.is_err() {
                 return;

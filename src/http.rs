@@ -145,7 +145,15 @@ impl fmt::Display for HeadError {
     }
 }
 
-impl std::error::Error for HeadError {}
+impl std::error::Error for HeadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            HeadError::Malformed(err) => Some(err),
+            HeadError::Io(err) => Some(err),
+            HeadError::TooLarge | HeadError::Closed | HeadError::ShuttingDown => None,
+        }
+    }
+}
 
 /// Reads one request head; returns it with any bytes that followed it.
 pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<(RequestHead, Vec<u8>), HeadError> {

@@ -1,42 +1,134 @@
 //! smolcanvas: a self-hosted real-time drawing board, and the small WebSocket
 //! server core it is built on.
 //!
-//! The core ([`server`], [`connection`], [`http`], [`outbox`]) serves one port:
-//! a page at `/`, `/healthz`, `/metrics` and a WebSocket endpoint at `/ws`,
-//! with heartbeats, limits and graceful shutdown. An app implements
-//! [`App`]; `examples/echo.rs` is the smallest one, [`canvas`] the real one.
+//! The core serves one port: a page at `/`, `/healthz`, `/metrics` and a
+//! WebSocket endpoint at `/ws`, with heartbeats, limits, the close handshake
+//! and graceful shutdown. An app implements [`App`] and is served with
+//! [`run`] (or [`Server`] for more control); `examples/echo.rs` is the
+//! smallest app, `examples/chat.rs` a broadcast room, [`Canvas`] the real one.
 //!
-//! What one client can make the server hold is bounded for every kind of
-//! frame: its read buffer and message limit ([`limit`]), its rate
-//! ([`rate`], pings included), a write buffer of 26 KiB
-//! ([`server::MAX_WRITE_BUFFER`], large messages fragmented by the
-//! [`connection`]) and its [`outbox`].
+//! ```no_run
+//! use std::sync::Arc;
+//! use smolcanvas::{App, Connection, ServerConfig};
+//!
+//! /// Sends every message back.
+//! struct Echo;
+//!
+//! impl App for Echo {
+//!     fn page(&self) -> &'static str {
+//!         "<!doctype html><p>WebSocket echo at /ws</p>"
+//!     }
+//!
+//!     async fn serve(self: Arc<Self>, mut conn: Connection) {
+//!         while let Some(message) = conn.recv().await {
+//!             if conn.send(message).await.is_err() {
+//!                 break;
+//!             }
+//!         }
+//!     }
+//! }
+//!
+//! smolcanvas::run(ServerConfig::default(), Echo).expect("serve until SIGINT or SIGTERM");
+//! ```
+//!
+//! # The public API
+//!
+//! - [`App`]: what an application supplies; [`Connection`]: one upgraded
+//!   client, handed to [`App::serve`].
+//! - [`run`], [`Server`], [`ServerConfig`], [`ServerError`]: serving.
+//! - [`Outbox`], [`OutboxReceiver`], [`PushError`]: a client's byte-bounded
+//!   queue, for apps that broadcast (the hub-and-outboxes pattern).
+//! - [`Tripwire`]: a one-shot signal (shutdown, eviction); [`timeout`].
+//! - [`Message`], [`CloseCode`]: re-exported from tungstenite.
+//! - [`init_logging`]; [`flags`]: the core's command-line flags and
+//!   `SMOLCANVAS_*` environment variables, for binaries.
+//! - [`Metrics`], [`RejectReason`]: the core's counters.
+//! - [`Canvas`], [`CanvasConfig`]: the drawing board app.
+//!
+//! # Layout
+//!
+//! Each module builds only on those listed before it:
+//!
+//! - `tripwire`: a one-shot signal any number of tasks can wait for.
+//! - `timeout`: a time bound on any future.
+//! - `metrics`: the core's counters and their Prometheus text.
+//! - `rate`: the token bucket a peer's frames spend.
+//! - `config`: [`ServerConfig`] with its defaults and checks.
+//! - `flags`: flags and environment variables into configurations.
+//! - `logging`: log lines to stderr that never fail the server.
+//! - `stream`: plain TCP or TLS behind one type.
+//! - `tls`: the certificate and the TLS handshake (feature `tls`).
+//! - `limit`: the per-connection message-size guard on incoming frames.
+//! - `outbox`: a client's byte-bounded queue and its eviction.
+//! - `connection`: one upgraded client: reads, outbox, heartbeat, close.
+//! - `app`: the [`App`] trait.
+//! - `http`: request heads, routing, plain responses.
+//! - `shared`: the state the listener and the connections share.
+//! - `accept`: one accepted socket up to the upgrade.
+//! - `os`: shutdown signals and the open-file limit.
+//! - `urls`: the addresses printed at start.
+//! - `server`: the listener, the executor, shutdown.
+//! - `canvas`: the drawing board app on top of all this.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod accept;
-pub mod canvas;
-pub mod config;
-pub mod connection;
-pub mod http;
-pub mod limit;
-pub mod logging;
-pub mod metrics;
-pub mod outbox;
-pub mod rate;
-pub mod server;
-pub mod stream;
+mod app;
+mod canvas;
+mod config;
+mod connection;
+pub mod flags;
+mod http;
+mod limit;
+mod logging;
+mod metrics;
+mod os;
+mod outbox;
+mod rate;
+mod server;
+mod shared;
+mod stream;
+mod timeout;
 #[cfg(feature = "tls")]
-pub mod tls;
-pub mod tripwire;
+mod tls;
+mod tripwire;
 mod urls;
 
-pub use canvas::Canvas;
-pub use config::{CanvasConfig, Config, ServerConfig, TlsFiles};
+pub use app::App;
+pub use canvas::{Canvas, CanvasConfig, OpenError};
+pub use config::{InvalidConfig, ServerConfig, TlsFiles};
 pub use connection::Connection;
 pub use logging::init_logging;
-pub use outbox::{Outbox, OutboxReceiver, outbox};
-pub use rate::TokenBucket;
-pub use server::{App, Server, ServerError};
+pub use metrics::{Metrics, RejectReason};
+pub use outbox::{ConnectionClosed, Outbox, OutboxReceiver, PushError};
+pub use server::{Server, ServerError, run};
+pub use timeout::timeout;
 pub use tripwire::Tripwire;
 
 /// Re-exported so apps can name messages and close codes.
 pub use async_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode};
+
+/// Parsers and recovery code exposed for the fuzz targets and their
+/// regression tests; not part of the supported API.
+#[doc(hidden)]
+#[allow(missing_docs)]
+pub mod fuzzing {
+    pub use crate::canvas::board::recover_journal;
+
+    /// The canvas messages: parsing and encoding.
+    pub mod protocol {
+        pub use crate::canvas::protocol::{
+            ClientMessage, Draw, ErrorCode, MAX_FIELD_BYTES, PNG_DATA_URL_PREFIX, ProtocolError, canvas_state, parse,
+            parse_journaled_draw,
+        };
+    }
+
+    /// Request heads, routing and plain responses.
+    pub mod http {
+        pub use crate::http::{
+            HeadError, MAX_HEAD_BYTES, Refusal, RequestHead, Route, Status, WS_PATH, accept_key, origin_allowed,
+            plain_status, response, route, switching_protocols,
+        };
+    }
+}

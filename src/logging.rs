@@ -41,11 +41,11 @@ pub fn lines_dropped() -> u64 {
 struct StderrLogger;
 
 impl Log for StderrLogger {
-    fn enabled(&self, metadata: &Metadata) -> bool {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
         metadata.level() <= level_for(metadata.target(), log::max_level())
     }
 
-    fn log(&self, record: &Record) {
+    fn log(&self, record: &Record<'_>) {
         if !self.enabled(record.metadata()) {
             return;
         }
@@ -68,7 +68,7 @@ fn level_for(target: &str, max: LevelFilter) -> LevelFilter {
     if quiet { max.min(LevelFilter::Warn) } else { max }
 }
 
-fn target<'a>(record: &'a Record) -> &'a str {
+fn target<'a>(record: &'a Record<'_>) -> &'a str {
     match record.target() {
         "" => record.module_path().unwrap_or_default(),
         target => target,
@@ -76,7 +76,7 @@ fn target<'a>(record: &'a Record) -> &'a str {
 }
 
 /// One log line, newline included.
-fn format_line(now: SystemTime, level: Level, target: &str, message: &std::fmt::Arguments) -> String {
+fn format_line(now: SystemTime, level: Level, target: &str, message: &std::fmt::Arguments<'_>) -> String {
     let mut line = String::with_capacity(64);
     // Writing to a String fails only if a Display impl does; the line is then cut short.
     let _ = writeln!(line, "{} {:<5} [{target}] {message}", utc_timestamp(now), level.as_str());

@@ -13,14 +13,18 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use log::{error, info};
-use smolcanvas::config::{Command, Config, help_text};
-use smolcanvas::{Canvas, ServerError, server};
+use smolcanvas::flags::{self, Command};
+use smolcanvas::{Canvas, ServerError};
+
+/// The flags the binary accepts: the core's and the board's.
+const FLAG_SETS: &[&[flags::Flag]] = &[flags::CORE, flags::CANVAS];
 
 fn main() -> ExitCode {
-    let config = match Config::from_env_and_args(std::env::args().skip(1)) {
+    let config = match flags::from_env_and_args(FLAG_SETS, std::env::args().skip(1)) {
         Ok(Command::Run(config)) => config,
         Ok(Command::Help(_)) => {
-            let _ = std::io::stdout().lock().write_all(help_text("smolcanvas").as_bytes());
+            let help = flags::help_text("smolcanvas", "A self-hosted real-time drawing board.", FLAG_SETS);
+            let _ = std::io::stdout().lock().write_all(help.as_bytes());
             return ExitCode::SUCCESS;
         }
         Ok(Command::Version) => {
@@ -41,7 +45,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match server::run(config.server, canvas) {
+    match smolcanvas::run(config.server, canvas) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err @ ServerError::Io(_)) => {
             error!("server failed: {err}");

@@ -67,39 +67,83 @@ pub struct OutboxReceiver {
     shared: Arc<Shared>,
 }
 
-/// Why a push was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why a push was refused; the message comes back with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PushError {
     /// The queue holds too many bytes: the client reads too slowly.
-    Full,
+    Full(Message),
     /// The connection is gone (or evicted).
-    Closed,
+    Closed(Message),
 }
+
+impl PushError {
+    /// The message that was not queued.
+    pub fn into_inner(self) -> Message {
+        match self {
+            PushError::Full(message) | PushError::Closed(message) => message,
+        }
+    }
+}
+
+/// The connection is over: nothing more can be sent to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionClosed;
+
+impl fmt::Display for ConnectionClosed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "connection closed")
+    }
+}
+
+impl std::error::Error for ConnectionClosed {}
 
 impl fmt::Display for PushError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PushError::Full => write!(f, "outbox full"),
-            PushError::Closed => write!(f, "connection closed"),
+            PushError::Full(_) => write!(f, "outbox full"),
+            PushError::Closed(_) => write!(f, "connection closed"),
         }
     }
 }
 
 impl std::error::Error for PushError {}
 
-/// A new outbox that holds at most `limit_bytes` of payload.
-///
-/// One message larger than the limit is still accepted into an empty queue,
-/// so a big snapshot can reach a client that keeps up.
-pub fn outbox(limit_bytes: usize) -> (Outbox, OutboxReceiver) {
-    let shared = Arc::new(Shared {
-        queue: Mutex::new(Queue::default()),
-        waker: AtomicWaker::new(),
-        limit: limit_bytes,
-        evicted: Tripwire::new(),
-        reason: OnceLock::new(),
-    });
-    (Outbox { shared: shared.clone() }, OutboxReceiver { shared })
+impl Outbox {
+    /// A new outbox that holds at most `limit_bytes` of payload: the sending
+    /// side for the broadcaster, the receiving side for the client's
+    /// [`Connection::next`](crate::Connection::next).
+    ///
+    /// One message larger than the limit is still accepted into an empty queue,
+    /// so a big message can reach a client that keeps up.
+    ///
+    /// ```
+    /// use smolcanvas::{Message, Outbox, PushError};
+    ///
+    /// let (outbox, receiver) = Outbox::bounded(10);
+    /// outbox.push(Message::text("123456")).unwrap();
+    /// // A client that does not read is found out, and the message handed back.
+    /// assert_eq!(outbox.push(Message::text("789012")), Err(PushError::Full(Message::text("789012"))));
+    /// assert_eq!(receiver.try_recv(), Some(Message::text("123456")));
+    /// outbox.evict("too slow");
+    /// assert_eq!(receiver.eviction_reason(), Some("too slow"));
+    /// assert!(matches!(outbox.push(Message::text("late")), Err(PushError::Closed(_))));
+    /// ```
+    pub fn bounded(limit_bytes: usize) -> (Outbox, OutboxReceiver) {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            waker: AtomicWaker::new(),
+            limit: limit_bytes,
+            evicted: Tripwire::new(),
+            reason: OnceLock::new(),
+        });
+        (Outbox { shared: shared.clone() }, OutboxReceiver { shared })
+    }
+}
+
+impl fmt::Debug for OutboxReceiver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutboxReceiver").field("queued_bytes", &self.queued_bytes()).finish()
+    }
 }
 
 impl fmt::Debug for Outbox {
@@ -120,11 +164,12 @@ impl Outbox {
     /// make the newcomer look like a slow reader). Share the bytes of such
     /// messages (`Utf8Bytes`, `Bytes`) rather than copy them per client.
     /// The fragments of one message must be queued in one call.
-    pub fn push_exempt(&self, messages: impl IntoIterator<Item = Message>) -> Result<(), PushError> {
+    /// Refused only when the connection is gone.
+    pub fn push_exempt(&self, messages: impl IntoIterator<Item = Message>) -> Result<(), ConnectionClosed> {
         {
             let mut queue = self.shared.queue();
             if queue.closed {
-                return Err(PushError::Closed);
+                return Err(ConnectionClosed);
             }
             let before = queue.items.len();
             queue.items.extend(messages.into_iter().map(|message| Entry { message, counted: false }));
@@ -139,11 +184,11 @@ impl Outbox {
         {
             let mut queue = self.shared.queue();
             if queue.closed {
-                return Err(PushError::Closed);
+                return Err(PushError::Closed(message));
             }
             if counted {
                 if queue.bytes > 0 && queue.bytes + size > self.shared.limit {
-                    return Err(PushError::Full);
+                    return Err(PushError::Full(message));
                 }
                 queue.bytes += size;
             }
@@ -244,13 +289,13 @@ mod tests {
 
     #[test]
     fn bounded_in_bytes_but_one_big_message_fits() {
-        let (tx, rx) = outbox(10);
+        let (tx, rx) = Outbox::bounded(10);
         assert_eq!(tx.push(Message::text("123456")), Ok(()));
-        assert_eq!(tx.push(Message::text("123456")), Err(PushError::Full));
+        assert!(matches!(tx.push(Message::text("123456")), Err(PushError::Full(_))));
         assert_eq!(rx.try_recv().map(|m| m.len()), Some(6));
         assert_eq!(tx.queued_bytes(), 0);
         assert_eq!(tx.push(Message::text("x".repeat(100))), Ok(()));
-        assert_eq!(tx.push(Message::text("y")), Err(PushError::Full));
+        assert!(matches!(tx.push(Message::text("y")), Err(PushError::Full(_))));
         assert_eq!(tx.push_exempt([Message::text("y")]), Ok(()));
     }
 
@@ -262,11 +307,11 @@ mod tests {
 
     #[test]
     fn exempt_messages_do_not_count_against_the_limit() {
-        let (tx, rx) = outbox(10);
+        let (tx, rx) = Outbox::bounded(10);
         assert_eq!(tx.push_exempt([Message::text("x".repeat(100))]), Ok(()));
         assert_eq!((tx.queued_bytes(), tx.exempt_queued()), (0, 1));
         assert_eq!(tx.push(Message::text("123456")), Ok(()));
-        assert_eq!(tx.push(Message::text("123456")), Err(PushError::Full));
+        assert!(matches!(tx.push(Message::text("123456")), Err(PushError::Full(_))));
         assert_eq!(rx.try_recv().map(|m| m.len()), Some(100));
         assert_eq!((tx.queued_bytes(), tx.exempt_queued()), (6, 0));
         assert_eq!(rx.try_recv().map(|m| m.len()), Some(6));
@@ -275,19 +320,19 @@ mod tests {
 
     #[test]
     fn eviction_drops_the_queue_and_ends_the_receiver() {
-        let (tx, rx) = outbox(10);
+        let (tx, rx) = Outbox::bounded(10);
         tx.push(Message::text("queued")).unwrap();
         assert_eq!(rx.eviction_reason(), None);
         tx.evict("too slow");
         smol::block_on(rx.evicted());
         assert_eq!(rx.eviction_reason(), Some("too slow"));
         assert!(smol::block_on(rx.recv()).is_none());
-        assert_eq!(tx.push(Message::text("late")), Err(PushError::Closed));
+        assert!(matches!(tx.push(Message::text("late")), Err(PushError::Closed(_))));
     }
 
     #[test]
     fn dropping_the_sender_ends_the_receiver_after_the_queue() {
-        let (tx, rx) = outbox(100);
+        let (tx, rx) = Outbox::bounded(100);
         tx.push(Message::text("last")).unwrap();
         drop(tx);
         assert_eq!(smol::block_on(rx.recv()), Some(Message::text("last")));
@@ -296,7 +341,7 @@ mod tests {
 
     #[test]
     fn a_waiting_receiver_is_woken_by_a_push() {
-        let (tx, rx) = outbox(100);
+        let (tx, rx) = Outbox::bounded(100);
         let ex = smol::LocalExecutor::new();
         let task = ex.spawn(async move { rx.recv().await });
         smol::block_on(ex.run(async {

@@ -7,62 +7,26 @@
 //! on shutdown, stops accepting, closes every client with 1001, waits a
 //! bounded time for them and then lets the app flush its state.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use async_tungstenite::tungstenite::protocol::WebSocketConfig;
-use event_listener::Event;
 use futures_lite::future::FutureExt;
 use log::{info, warn};
 use smol::{Async, Executor, Timer};
 
 use crate::accept;
-use crate::config::ServerConfig;
-use crate::connection::{Connection, MAX_FRAME_PAYLOAD};
+use crate::app::App;
+use crate::config::{InvalidConfig, ServerConfig};
 use crate::http;
 use crate::metrics::Metrics;
+use crate::os::{raise_fd_limit, stop_on_signals};
+use crate::shared::{Shared, TaskGuard};
 use crate::stream::TcpStream;
 use crate::tripwire::Tripwire;
-
-/// An application served by the core: a page, health text, metrics, and a WebSocket handler.
-pub trait App: Send + Sync + 'static {
-    /// The HTML page served at `/`.
-    fn page(&self) -> &'static str;
-
-    /// The body of `/healthz` (always status 200).
-    fn health(&self) -> String {
-        "ok".to_string()
-    }
-
-    /// The largest message a new connection may send before the app changes
-    /// it through [`Connection::message_limit`] (never above `max-message-bytes`).
-    fn message_limit(&self) -> usize {
-        usize::MAX
-    }
-
-    /// Appends the app's own metrics (Prometheus text) to `/metrics`.
-    fn write_metrics(&self, _out: &mut String) {}
-
-    /// Runs one upgraded connection until it is over.
-    fn serve(self: Arc<Self>, conn: Connection) -> impl Future<Output = ()> + Send;
-
-    /// Long-running work of the app (an actor such as the canvas hub), run on
-    /// the server's executor from start until after [`App::shutdown`].
-    fn background(self: Arc<Self>) -> impl Future<Output = ()> + Send {
-        async {}
-    }
-
-    /// Called once every connection has ended at shutdown (flush state here).
-    fn shutdown(self: Arc<Self>) -> impl Future<Output = ()> + Send {
-        async {}
-    }
-}
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug)]
@@ -81,6 +45,8 @@ pub enum ServerError {
     Tls(crate::tls::TlsError),
     /// TLS files were given to a build without the `tls` feature.
     TlsNotBuilt,
+    /// Settings that do not agree with each other or with the app.
+    Config(InvalidConfig),
 }
 
 impl ServerError {
@@ -98,11 +64,22 @@ impl fmt::Display for ServerError {
             #[cfg(feature = "tls")]
             ServerError::Tls(err) => write!(f, "{err}"),
             ServerError::TlsNotBuilt => write!(f, "--tls-cert given, but this build has no TLS (cargo feature `tls`)"),
+            ServerError::Config(err) => write!(f, "{err}"),
         }
     }
 }
 
-impl std::error::Error for ServerError {}
+impl std::error::Error for ServerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ServerError::Bind { source, .. } | ServerError::Io(source) => Some(source),
+            #[cfg(feature = "tls")]
+            ServerError::Tls(err) => Some(err),
+            ServerError::Config(err) => Some(err),
+            ServerError::TlsNotBuilt => None,
+        }
+    }
+}
 
 /// Why an address cannot be bound, in the words of whoever runs the server.
 fn bind_reason(err: &io::Error) -> String {
@@ -122,55 +99,6 @@ impl From<io::Error> for ServerError {
     }
 }
 
-/// State shared by the listener and every connection task.
-pub(crate) struct Shared {
-    pub(crate) config: ServerConfig,
-    pub(crate) metrics: Arc<Metrics>,
-    pub(crate) shutdown: Tripwire,
-    pub(crate) ws_config: WebSocketConfig,
-    #[cfg(feature = "tls")]
-    pub(crate) tls: Option<futures_rustls::TlsAcceptor>,
-    /// WebSocket clients admitted (the `max-clients` gate).
-    pub(crate) clients: AtomicUsize,
-    /// Clients per address, with `max-clients-per-ip` set.
-    pub(crate) per_ip: Mutex<HashMap<IpAddr, usize>>,
-    /// Connection tasks alive, and an event when one ends.
-    tasks: AtomicUsize,
-    task_ended: Event,
-}
-
-/// Bytes of frames gathered before a write syscall.
-const WRITE_BUFFER: usize = 8 * 1024;
-/// Most bytes tungstenite may hold for writing to one client: the gathered
-/// frames, one full fragment, and 2 KiB for pongs and a close frame.
-pub const MAX_WRITE_BUFFER: usize = WRITE_BUFFER + MAX_FRAME_PAYLOAD + 2 * 1024;
-
-/// The WebSocket settings, tuned for small machines.
-///
-/// - `read_buffer_size` 1 KiB: tungstenite allocates the read buffer eagerly
-///   for every connection; its 128 KiB default would cost 640 MiB for 5 000
-///   idle clients. A draw is ~130 bytes, so 1 KiB still takes several per
-///   read; a large message (a snapshot) grows the buffer only while it
-///   arrives, read 1 KiB per syscall.
-/// - `write_buffer_size` 8 KiB: frames are gathered up to this before a
-///   write syscall; the connection flushes once per batch anyway.
-/// - `max_write_buffer_size` [`MAX_WRITE_BUFFER`]: the gathered frames, one
-///   frame of at most [`MAX_FRAME_PAYLOAD`] (larger messages are fragmented)
-///   and room for control frames. tungstenite queues a pong for every ping
-///   into this buffer, so this bound is what a client that sends pings and
-///   never reads can make the server hold.
-/// - `max_message_size` = `max_frame_size` = `max-message-bytes`: tungstenite
-///   reserves a frame's declared length as soon as its header arrives, so its
-///   16 MiB frame default would let any client make the server reserve 16 MiB.
-pub fn websocket_config(max_message_bytes: usize) -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(1024)
-        .write_buffer_size(WRITE_BUFFER)
-        .max_write_buffer_size(MAX_WRITE_BUFFER)
-        .max_message_size(Some(max_message_bytes))
-        .max_frame_size(Some(max_message_bytes))
-}
-
 /// A bound listener with its app, ready to [`run`](Server::run).
 pub struct Server<A: App> {
     listener: Async<TcpListener>,
@@ -178,10 +106,18 @@ pub struct Server<A: App> {
     shared: Arc<Shared>,
 }
 
+impl<A: App> std::fmt::Debug for Server<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("addr", &self.local_addr().ok()).finish_non_exhaustive()
+    }
+}
+
 impl<A: App> Server<A> {
     /// Binds `config.listen` (port 0 picks a free port) and loads the TLS
     /// certificate, if any.
     pub fn bind(config: ServerConfig, app: A) -> Result<Self, ServerError> {
+        config.validate().map_err(ServerError::Config)?;
+        app.check(&config).map_err(ServerError::Config)?;
         #[cfg(feature = "tls")]
         let tls = match &config.tls {
             Some(files) => Some(crate::tls::acceptor(&files.cert, &files.key).map_err(ServerError::Tls)?),
@@ -193,18 +129,11 @@ impl<A: App> Server<A> {
         }
         let listener = Async::<TcpListener>::bind(config.listen)
             .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
-        let shared = Arc::new(Shared {
-            ws_config: websocket_config(config.max_message_bytes),
+        let shared = Arc::new(Shared::new(
+            config,
             #[cfg(feature = "tls")]
             tls,
-            config,
-            metrics: Arc::new(Metrics::default()),
-            shutdown: Tripwire::new(),
-            clients: AtomicUsize::new(0),
-            per_ip: Mutex::new(HashMap::new()),
-            tasks: AtomicUsize::new(0),
-            task_ended: Event::new(),
-        });
+        ));
         Ok(Server { listener, app: Arc::new(app), shared })
     }
 
@@ -288,76 +217,6 @@ impl<A: App> Server<A> {
     }
 }
 
-impl Shared {
-    async fn drained(&self) {
-        loop {
-            let listener = self.task_ended.listen();
-            if self.tasks.load(Ordering::Acquire) == 0 {
-                return;
-            }
-            listener.await;
-        }
-    }
-}
-
-/// Counts a live connection task; wakes the drain when it ends.
-struct TaskGuard(Arc<Shared>);
-
-impl Drop for TaskGuard {
-    fn drop(&mut self) {
-        self.0.tasks.fetch_sub(1, Ordering::AcqRel);
-        self.0.task_ended.notify(usize::MAX);
-    }
-}
-
-/// Trips `wire` on the first SIGINT or SIGTERM; exits the process at once on the second.
-pub async fn stop_on_signals(wire: Tripwire) -> io::Result<()> {
-    use async_signal::{Signal, Signals};
-    let mut signals = Signals::new([Signal::Int, Signal::Term])?;
-    if let Some(signal) = futures_lite::StreamExt::next(&mut signals).await {
-        info!("received {}: shutting down (send it again to exit at once)", signal_name(signal?));
-        wire.trip();
-    }
-    if let Some(signal) = futures_lite::StreamExt::next(&mut signals).await {
-        warn!("received {} again: exiting now", signal_name(signal?));
-        std::process::exit(130);
-    }
-    Ok(())
-}
-
-fn signal_name(signal: async_signal::Signal) -> &'static str {
-    match signal {
-        async_signal::Signal::Int => "SIGINT",
-        async_signal::Signal::Term => "SIGTERM",
-        _ => "a signal",
-    }
-}
-
-/// Raises the soft limit on open files towards the hard limit (as Go does),
-/// since each client is one file descriptor and many systems start at 1024;
-/// warns when the limit still cannot hold `max_clients`.
-pub fn raise_fd_limit(max_clients: usize) {
-    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
-    let limit = getrlimit(Resource::Nofile);
-    let wanted = max_clients as u64 + 64;
-    let target = match limit.maximum {
-        Some(hard) => hard.min(wanted.max(limit.current.unwrap_or(0))),
-        None => wanted,
-    };
-    let mut current = limit.current;
-    if current.is_some_and(|soft| soft < target) {
-        match setrlimit(Resource::Nofile, Rlimit { current: Some(target), maximum: limit.maximum }) {
-            Ok(()) => current = Some(target),
-            Err(err) => warn!("cannot raise the open-file limit to {target}: {err}"),
-        }
-    }
-    if let Some(soft) = current.filter(|soft| *soft < wanted) {
-        warn!(
-            "open-file limit is {soft}: fewer than --max-clients {max_clients} clients can connect (raise it, e.g. LimitNOFILE= in the systemd unit)"
-        );
-    }
-}
-
 /// Runs `app` on `config` until SIGINT/SIGTERM: binds, runs `config.threads`
 /// executor threads, shuts down gracefully. What the binary and examples call.
 pub fn run<A: App>(config: ServerConfig, app: A) -> Result<(), ServerError> {
@@ -393,14 +252,4 @@ pub fn run<A: App>(config: ServerConfig, app: A) -> Result<(), ServerError> {
         let _ = worker.join();
     }
     Ok(result?)
-}
-
-/// Waits for a future, at most `duration`; `None` if time ran out.
-pub async fn timeout<T>(duration: Duration, fut: impl Future<Output = T>) -> Option<T> {
-    async { Some(fut.await) }
-        .or(async {
-            Timer::after(duration).await;
-            None
-        })
-        .await
 }

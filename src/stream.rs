@@ -27,11 +27,6 @@ impl TcpStream {
         TcpStream { io, read_blocked: false }
     }
 
-    /// The socket.
-    pub fn get_ref(&self) -> &net::TcpStream {
-        self.io.get_ref()
-    }
-
     /// The first byte the peer sent, without consuming it; `None` if it closed.
     pub async fn peek_first_byte(&self) -> io::Result<Option<u8>> {
         let mut byte = [0u8; 1];
@@ -87,17 +82,6 @@ pub enum Stream {
     /// TLS over TCP.
     #[cfg(feature = "tls")]
     Tls(Box<futures_rustls::server::TlsStream<TcpStream>>),
-}
-
-impl Stream {
-    /// The TCP socket underneath.
-    pub fn tcp(&self) -> &net::TcpStream {
-        match self {
-            Stream::Tcp(tcp) => tcp.get_ref(),
-            #[cfg(feature = "tls")]
-            Stream::Tls(tls) => tls.get_ref().0.get_ref(),
-        }
-    }
 }
 
 impl AsyncRead for Stream {

@@ -47,7 +47,15 @@ impl fmt::Display for TlsError {
     }
 }
 
-impl std::error::Error for TlsError {}
+impl std::error::Error for TlsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TlsError::Pem { error, .. } => Some(error),
+            TlsError::Rejected(err) => Some(err),
+            TlsError::NoCertificate(_) => None,
+        }
+    }
+}
 
 /// Loads a PEM certificate chain and private key into an acceptor.
 pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {

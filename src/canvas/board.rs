@@ -99,7 +99,11 @@ impl fmt::Display for StoreError {
     }
 }
 
-impl std::error::Error for StoreError {}
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
 
 /// What the files lack between [`Store::absorb`] and [`Store::persist`].
 #[derive(Debug, Default)]
@@ -193,6 +197,7 @@ impl Store {
     }
 
     /// Carries out one operation: [`Store::absorb`], then [`Store::persist`].
+    #[cfg(test)]
     pub fn apply(&mut self, op: StoreOp) -> Result<(), StoreError> {
         self.absorb(op);
         self.persist()
@@ -327,7 +332,7 @@ fn append(journal: &mut Option<File>, path: &Path, draws: &[Utf8Bytes]) -> io::R
 /// it comes back re-encoded in normalized form. A line that does not parse
 /// (torn by a crash mid-append, or corrupt) is skipped with a warning naming
 /// `path`. The file is clean when nothing was skipped and it is empty or ends
-/// with a newline; [`Store::open`] rewrites a journal that is not clean.
+/// with a newline; opening the store rewrites a journal that is not clean.
 pub fn recover_journal(bytes: &[u8], path: &Path) -> (VecDeque<Utf8Bytes>, bool) {
     let mut draws = VecDeque::new();
     let mut clean = bytes.is_empty() || bytes.ends_with(b"\n");

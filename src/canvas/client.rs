@@ -23,7 +23,9 @@ use super::Canvas;
 use super::hub::{ClientId, Event};
 use super::protocol::{self, ClientMessage};
 use crate::metrics::add;
-use crate::{CloseCode, Connection, TokenBucket, outbox};
+use crate::outbox::Outbox;
+use crate::rate::TokenBucket;
+use crate::{CloseCode, Connection};
 
 /// Invalid messages a client may send in a burst before it is closed.
 pub const INVALID_BUDGET: f64 = 10.0;
@@ -38,7 +40,7 @@ pub fn serve(canvas: Arc<Canvas>, mut conn: Connection) -> impl Future<Output = 
     async move {
         let id = canvas.next_client_id();
         let peer = conn.peer_addr();
-        let (tx, outbox) = outbox::outbox(canvas.config.outbox_bytes);
+        let (tx, outbox) = Outbox::bounded(canvas.config.outbox_bytes);
         if canvas.events.send(Event::Join { id, outbox: tx, limit: conn.message_limit() }).await.is_err() {
             conn.close(CloseCode::Away, "server shutting down").await;
             return;
@@ -90,7 +92,7 @@ pub fn serve(canvas: Arc<Canvas>, mut conn: Connection) -> impl Future<Output = 
                         conn.close(CloseCode::Policy, "too many invalid messages").await;
                         break;
                     }
-                    if !conn.send(Message::Text(err.encode())).await {
+                    if conn.send(Message::Text(err.encode())).await.is_err() {
                         break;
                     }
                 }

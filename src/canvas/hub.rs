@@ -41,8 +41,8 @@ use smol::Timer;
 
 use super::CanvasMetrics;
 use super::board::{Board, StoreOp};
+use super::config::{CanvasConfig, SNAPSHOT_ENVELOPE_BYTES};
 use super::protocol::{self, SERVER_CLIENT_ID};
-use crate::config::CanvasConfig;
 use crate::limit::MessageLimit;
 use crate::metrics::add;
 use crate::outbox::{Outbox, PushError};
@@ -165,9 +165,6 @@ impl PendingSync {
         self.target == Target::Client(id) || self.waiters.contains(&id)
     }
 }
-
-/// Room for the JSON around a snapshot's data URL (`type`, `clientId`).
-const SNAPSHOT_ENVELOPE_BYTES: usize = 1024;
 
 /// The broadcaster actor. Create it with [`Hub::new`], run it with [`Hub::run`].
 pub struct Hub {
@@ -674,7 +671,7 @@ impl Hub {
 fn push(client: &Client, message: &Utf8Bytes, metrics: &CanvasMetrics) -> bool {
     match client.outbox.push(Message::Text(message.clone())) {
         Ok(()) => true,
-        Err(PushError::Full) => {
+        Err(PushError::Full(_)) => {
             info!(
                 "client {}: outbox full ({} bytes queued): closing it as too slow",
                 client.id,
@@ -684,7 +681,7 @@ fn push(client: &Client, message: &Utf8Bytes, metrics: &CanvasMetrics) -> bool {
             client.outbox.evict("too slow: outbox full");
             false
         }
-        Err(PushError::Closed) => false,
+        Err(PushError::Closed(_)) => false,
     }
 }
 

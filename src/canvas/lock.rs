@@ -67,7 +67,14 @@ impl fmt::Display for DataDirError {
     }
 }
 
-impl std::error::Error for DataDirError {}
+impl std::error::Error for DataDirError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DataDirError::Create { source, .. } | DataDirError::Write { source, .. } => Some(source),
+            DataDirError::NotADirectory { .. } | DataDirError::InUse { .. } => None,
+        }
+    }
+}
 
 /// The data dir's lock, held until dropped (or until the process ends).
 #[derive(Debug)]

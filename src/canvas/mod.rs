@@ -4,12 +4,13 @@
 //! ([`client`]), all of them feed the one [`hub::Hub`], and the hub keeps the
 //! [`board::Board`], which the store task persists in the data dir.
 
-pub mod board;
-pub mod client;
-pub mod hub;
-pub mod lock;
-pub mod persist;
-pub mod protocol;
+pub(crate) mod board;
+mod client;
+mod config;
+pub(crate) mod hub;
+mod lock;
+mod persist;
+pub(crate) mod protocol;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,10 +19,13 @@ use std::time::Duration;
 
 use log::{error, warn};
 
-use crate::config::CanvasConfig;
+pub use config::CanvasConfig;
+
+use crate::app::App;
+use crate::config::{InvalidConfig, ServerConfig};
 use crate::connection::Connection;
 use crate::metrics::write_metric;
-use crate::server::{App, timeout};
+use crate::timeout::timeout;
 use board::{Store, StoreError, StoreOp};
 use hub::{Event, Hub};
 use lock::{DataDirError, DataDirLock};
@@ -152,7 +156,14 @@ impl fmt::Display for OpenError {
     }
 }
 
-impl std::error::Error for OpenError {}
+impl std::error::Error for OpenError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            OpenError::DataDir(err) => Some(err),
+            OpenError::Store(err) => Some(err),
+        }
+    }
+}
 
 /// The drawing board app.
 pub struct Canvas {
@@ -165,6 +176,12 @@ pub struct Canvas {
     actors: Mutex<Option<(Hub, Store, async_channel::Receiver<StoreOp>)>>,
     /// Keeps other processes out of the data dir while the board is open.
     _lock: DataDirLock,
+}
+
+impl std::fmt::Debug for Canvas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Canvas").field("data_dir", &self.config.data_dir).finish_non_exhaustive()
+    }
 }
 
 impl Canvas {
@@ -212,6 +229,10 @@ impl App for Canvas {
             Some(problem) => format!("degraded: {problem}"),
             None => "ok".to_string(),
         }
+    }
+
+    fn check(&self, server: &ServerConfig) -> Result<(), InvalidConfig> {
+        self.config.validate(server)
     }
 
     fn write_metrics(&self, out: &mut String) {
