@@ -78,6 +78,7 @@
 //! the URL. Output: `key=value` lines; `#` lines are comments.
 
 mod client;
+mod fdlimit;
 mod histogram;
 mod idle;
 mod join;
@@ -114,7 +115,7 @@ fn main() {
     });
     start_watchdog(opts.max_secs);
     println!("# loadgen {} {}", opts.mode.name(), opts.url);
-    procfs::check_open_file_limit(opts.connections());
+    fdlimit::raise(opts.connections());
     let ex = LocalExecutor::new();
     smol::block_on(ex.run(run(&ex, &opts, addr)));
     // Sockets are closed by the kernel at exit; no need to tear them down one by one.
