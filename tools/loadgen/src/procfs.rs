@@ -1,5 +1,5 @@
-//! What the tool reads from /proc: the server's RSS, open files and CPU time, its own CPU
-//! time and its open-file limit.
+//! What the tool reads from /proc: the server's RSS, open files and CPU time, and its own
+//! CPU time.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -29,19 +29,6 @@ pub fn ticks_per_sec() -> f64 {
         let output = process::Command::new("getconf").arg("CLK_TCK").output().ok();
         output.and_then(|out| String::from_utf8(out.stdout).ok()).and_then(|s| s.trim().parse().ok()).unwrap_or(100.0)
     })
-}
-
-pub fn check_open_file_limit(connections: usize) {
-    let limits = fs::read_to_string("/proc/self/limits").unwrap_or_default();
-    let soft = limits
-        .lines()
-        .find_map(|line| line.strip_prefix("Max open files"))
-        .and_then(|rest| rest.split_whitespace().next()?.parse::<usize>().ok());
-    if let Some(soft) = soft.filter(|&soft| soft < connections + 32) {
-        println!(
-            "# warning: open-file limit {soft} is too low for {connections} connections (raise it with ulimit -n)"
-        );
-    }
 }
 
 /// The server's and this process's CPU time at one instant.

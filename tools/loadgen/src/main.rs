@@ -1,9 +1,10 @@
-//! Load tool for a smolcanvas server, or any server speaking the canvas protocol
-//! (`PROTOCOL.md`) on `/ws`. Point it at your own box:
+//! loadgen: the load tool for a smolcanvas server, or any server speaking the canvas
+//! protocol (`docs/PROTOCOL.md`) on `/ws`. A client of its own, sharing no code with the
+//! server. From the repository root, point it at your own box (`--help` lists the flags):
 //!
 //! ```text
-//! cargo build --release --example loadgen
-//! L=target/release/examples/loadgen
+//! cargo build --release -p loadgen
+//! L=target/release/loadgen
 //! $L idle    --url ws://127.0.0.1:8080/ws --conns 1000 --server-pid PID
 //! $L fanout  --url ws://127.0.0.1:8080/ws --clients 100 --senders 10 --rate 50 --secs 10 --server-pid PID
 //! $L join    --url ws://127.0.0.1:8080/ws --clients 1000 --rounds 20
@@ -77,6 +78,7 @@
 //! the URL. Output: `key=value` lines; `#` lines are comments.
 
 mod client;
+mod fdlimit;
 mod histogram;
 mod idle;
 mod join;
@@ -113,7 +115,7 @@ fn main() {
     });
     start_watchdog(opts.max_secs);
     println!("# loadgen {} {}", opts.mode.name(), opts.url);
-    procfs::check_open_file_limit(opts.connections());
+    fdlimit::raise(opts.connections());
     let ex = LocalExecutor::new();
     smol::block_on(ex.run(run(&ex, &opts, addr)));
     // Sockets are closed by the kernel at exit; no need to tear them down one by one.
