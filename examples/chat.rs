@@ -17,8 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use smol::channel::{Receiver, Sender, bounded};
-use smolcanvas::outbox::PushError;
-use smolcanvas::{App, Connection, Message, Outbox, ServerConfig, server};
+use smolcanvas::{App, Connection, Message, Outbox, PushError, ServerConfig};
 
 /// Largest message a client may send: a line of chat, not a file.
 const MAX_MESSAGE_BYTES: usize = 4 * 1024;
@@ -54,7 +53,7 @@ impl App for Chat {
 
     async fn serve(self: Arc<Self>, mut conn: Connection) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (outbox, inbox) = smolcanvas::outbox(OUTBOX_BYTES);
+        let (outbox, inbox) = Outbox::bounded(OUTBOX_BYTES);
         let hub = &self.events.0;
         let _ = hub.send(Event::Join(id, outbox)).await;
         conn.limit_rate(RATE.0, RATE.1);
@@ -84,7 +83,7 @@ impl App for Chat {
                 // A push never waits, and the text's bytes are shared, not copied per client.
                 Event::Say(from, message) => {
                     for (_, outbox) in clients.iter().filter(|(id, _)| *id != from) {
-                        if let Err(PushError::Full) = outbox.push(message.clone()) {
+                        if let Err(PushError::Full(_)) = outbox.push(message.clone()) {
                             outbox.evict("too slow: outbox full");
                         }
                     }
@@ -117,7 +116,7 @@ fn main() -> ExitCode {
     };
     smolcanvas::init_logging(log::LevelFilter::Info);
     let chat = Chat { events: bounded(HUB_QUEUE), next_id: AtomicU64::new(0) };
-    match server::run(ServerConfig { listen, ..ServerConfig::default() }, chat) {
+    match smolcanvas::run(ServerConfig { listen, ..ServerConfig::default() }, chat) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             log::error!("{err}");
