@@ -1,7 +1,6 @@
 //! The canvas app over loopback: counts, relay, validation, canvas sync, the board fallback, limits and compaction.
 
-mod canvas_common;
-mod common;
+mod support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,8 +12,7 @@ use smolcanvas::canvas::{CanvasMetrics, SMALL_MESSAGE_BYTES};
 use smolcanvas::limit::MessageLimit;
 use smolcanvas::{Canvas, CanvasConfig, CloseCode, Message, OutboxReceiver, outbox};
 
-use canvas_common::*;
-use common::*;
+use support::*;
 
 const SYNC_TIMEOUT: Duration = Duration::from_millis(500);
 
