@@ -1,15 +1,13 @@
 //! The optional access key: the page, `/ws` and `/metrics` need it, `/healthz` does not.
 
-mod canvas_common;
-mod common;
+mod support;
 
 use std::net::SocketAddr;
 
 use async_tungstenite::tungstenite::http::HeaderValue;
 use smolcanvas::{Canvas, CanvasConfig};
 
-use canvas_common::TempDir;
-use common::*;
+use support::*;
 
 const KEY: &str = "correct-horse.battery_staple~1";
 

@@ -4,20 +4,16 @@
 //! run doubles as a report; the assertions are on behaviour and bounds, not
 //! on wall time.
 
-mod canvas_common;
-mod common;
+mod support;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use smol::net::TcpStream;
-use smolcanvas::server::timeout;
 use smolcanvas::{CloseCode, Message};
 
-use canvas_common::process::Process;
-use canvas_common::*;
-use common::*;
+use support::*;
 
 /// `a` sends one draw, `b` must get it.
 async fn relayed(a: &mut Peer, b: &mut Peer, seq: u32) {

@@ -1,6 +1,6 @@
 //! The server core over loopback: echo, heartbeat, limits, every HTTP answer, the upgrade and shutdown.
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,7 +9,7 @@ use async_tungstenite::tungstenite::Bytes;
 use smolcanvas::metrics::RejectReason;
 use smolcanvas::{App, CloseCode, Connection, Message, ServerConfig};
 
-use common::*;
+use support::*;
 
 const PAGE: &str = "<!doctype html><title>echo</title><p>echo test page</p>";
 

@@ -2,16 +2,13 @@
 //! `kill -9` in the middle of heavy drawing (a data dir that cannot be used at start is in
 //! `startup.rs`: the server refuses to start).
 
-mod canvas_common;
-mod common;
+mod support;
 
 use std::net::SocketAddr;
 use std::os::unix::fs::symlink;
 use std::time::{Duration, Instant};
 
-use canvas_common::process::Process;
-use canvas_common::*;
-use common::*;
+use support::*;
 
 async fn health(addr: SocketAddr) -> String {
     let response = request(addr, "GET", "/healthz").await;

@@ -1,7 +1,7 @@
 //! The request head as RFC 9112 and RFC 6455 have it, over raw TCP: header count, head size,
 //! absolute-form targets, `Host` and a repeated `Sec-WebSocket-Key`.
 
-mod common;
+mod support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use smolcanvas::http::MAX_HEAD_BYTES;
 use smolcanvas::metrics::RejectReason;
 use smolcanvas::{App, Connection};
 
-use common::*;
+use support::*;
 
 /// Sends every message back to its sender.
 struct Echo;

@@ -1,12 +1,9 @@
 //! What the real binary tells its operator: why an upgrade was refused, in
 //! words to act on, and nothing alarming for a peer that simply went away.
 
-mod canvas_common;
-mod common;
+mod support;
 
-use canvas_common::TempDir;
-use canvas_common::process::Process;
-use common::*;
+use support::*;
 
 #[test]
 fn a_refused_origin_is_logged_with_both_sides_and_the_flag_that_allows_it() {

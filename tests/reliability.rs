@@ -5,8 +5,7 @@
 //! Each test prints what it measured (resident memory, requests, deliveries)
 //! so a run doubles as a report; the assertions are on behaviour and bounds.
 
-mod canvas_common;
-mod common;
+mod support;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,12 +13,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures_lite::{FutureExt, StreamExt};
-use smolcanvas::server::timeout;
 use smolcanvas::{Canvas, CanvasConfig, Message};
 
-use canvas_common::process::Process;
-use canvas_common::*;
-use common::*;
+use support::*;
 
 /// What the server may hold for one client that reads nothing, as README
 /// states it: its outbox (`--outbox-bytes`, 1 MiB) plus the WebSocket write

@@ -1,7 +1,6 @@
 //! The `smolcanvas` binary: the board survives a graceful stop and a `kill -9` after a flush; exit codes.
 
-mod canvas_common;
-mod common;
+mod support;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -10,9 +9,7 @@ use std::time::{Duration, Instant};
 
 use smolcanvas::CloseCode;
 
-use canvas_common::process::{BIN, Process};
-use canvas_common::*;
-use common::*;
+use support::*;
 
 /// Sends `draws` from a client alone on the board, then asks the server for the board again,
 /// which proves they reached the hub: returns the client, still connected.

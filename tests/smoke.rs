@@ -8,12 +8,28 @@
 //! server's fallback sync, a peer sync, a relayed draw that is not echoed) and a clean exit on
 //! SIGTERM. Every wait is bounded, generously, for emulators.
 
-mod smoke_support;
+#[path = "support/blackbox.rs"]
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use serde_json::{Value, json};
 
-use smoke_support::*;
+use support::*;
+
+/// Bound on the server's start, up to its `listening on` line (an emulator is slow to start), on
+/// its exit after SIGTERM, and on every other wait for its stderr.
+const STARTUP: Duration = Duration::from_secs(30);
+
+/// Bound on any one step against the running server.
+const STEP: Duration = Duration::from_secs(20);
+
+/// Sends `GET path` over a fresh connection and reads the response up to the server's close.
+async fn get(addr: SocketAddr, path: &str) -> HttpResponse {
+    http_within(addr, &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"), STEP).await
+}
 
 #[test]
 fn shell_words_split_like_a_shell() {
@@ -34,23 +50,23 @@ fn binary_serves_the_canvas_and_stops_cleanly_on_sigterm() {
     let command = server_command();
     eprintln!("server command: {command:?}");
     let dir = TempDir::new("board");
-    let mut server = Server::start(&command, dir.path());
+    let mut server = Process::start_command(&command, dir.path(), STARTUP);
     let addr = server.addr;
 
     smol::block_on(async {
         let health = get(addr, "/healthz").await;
-        assert_eq!((health.status, health.body.as_str()), (200, "ok"), "/healthz");
+        assert_eq!((health.status, health.text().as_str()), (200, "ok"), "/healthz");
         let metrics = get(addr, "/metrics").await;
         assert_eq!(metrics.status, 200, "/metrics");
-        assert!(metrics.body.contains("smolcanvas_"), "no smolcanvas metric in {:?}", metrics.body);
+        assert!(metrics.text().contains("smolcanvas_"), "no smolcanvas metric in {:?}", metrics.text());
 
-        let mut a = Peer::connect("client A", addr).await;
+        let mut a = Peer::connect_as("client A", addr, STEP).await;
         a.wait_count(1).await;
         let state = a.expect("canvasState").await;
         assert_eq!(string(&state, "data"), "", "the server's fallback for a fresh board: {state}");
         let a_id = string(&state, "clientId").to_string();
 
-        let mut b = Peer::connect("client B", addr).await;
+        let mut b = Peer::connect_as("client B", addr, STEP).await;
         let request = a.expect("canvasRequest").await;
         let b_id = string(&request, "clientId").to_string();
         assert_ne!(a_id, b_id, "two clients with one id");
@@ -75,10 +91,11 @@ fn binary_serves_the_canvas_and_stops_cleanly_on_sigterm() {
         server.signal("-TERM");
         for peer in [&mut a, &mut b] {
             assert_eq!(peer.expect_close().await.code, CloseCode::Away, "the close code at shutdown");
+            peer.read_until_end().await;
         }
     });
 
-    let status = server.wait_exit(EXIT);
+    let status = server.wait_exit();
     assert_eq!(status.code(), Some(0), "exit status after SIGTERM: {status}");
     let bad: Vec<_> =
         server.full_log().iter().filter(|line| line.contains("panicked") || line.contains(" ERROR ")).collect();

@@ -1,14 +1,12 @@
 //! The `smolcanvas` binary at start: a start that cannot work exits 1 with one line saying why
 //! (data dir unusable or in use, address taken); a start that works lists the URLs to open.
 
-mod canvas_common;
-mod common;
+mod support;
 
 use std::net::TcpListener;
 use std::process::ExitStatus;
 
-use canvas_common::TempDir;
-use canvas_common::process::Process;
+use support::*;
 
 /// Runs the binary with `args` on 127.0.0.1 and waits (bounded) for it to exit: it must not start.
 fn refused(args: &[&str]) -> (Process, ExitStatus) {
@@ -72,11 +70,11 @@ fn a_second_server_on_the_same_data_dir_exits_1_naming_the_first() {
     assert_eq!(status.code(), Some(1));
     let errors = error_lines(&mut second);
     assert_eq!(errors.len(), 1, "one line: {errors:#?}");
-    let holder = format!("data dir {} is in use by process {}", path_str(dir.path()), first.child.id());
+    let holder = format!("data dir {} is in use by process {}", path_str(dir.path()), first.pid());
     assert!(errors[0].contains(&holder), "{errors:#?}");
 
     // The first one is unharmed, and its lock goes with it, even after kill -9.
-    smol::block_on(canvas_common::board_of(first.addr));
+    smol::block_on(board_of(first.addr));
     first.signal("-KILL");
     assert_eq!(first.wait_exit().code(), None, "killed by a signal");
     let mut third = Process::start(dir.path());

@@ -1,7 +1,6 @@
 //! TLS on the one port: wss:// relays draws with a certificate made at test time, plain HTTP on the TLS port is refused cleanly.
 
-mod canvas_common;
-mod common;
+mod support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,8 +14,7 @@ use rustls_pki_types::ServerName;
 use smol::net::TcpStream;
 use smolcanvas::{Canvas, CanvasConfig, Message, TlsFiles};
 
-use canvas_common::{TempDir, draw};
-use common::{TestServer, bounded, config};
+use support::*;
 
 type Wss = WebSocketStream<TlsStream<TcpStream>>;
 

@@ -1,0 +1,191 @@
+//! A canvas client: speaks the board's JSON messages over a WebSocket and keeps `clientCount`
+//! values apart from everything else.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use async_tungstenite::tungstenite::Message;
+use async_tungstenite::tungstenite::protocol::CloseFrame;
+use futures_lite::StreamExt;
+use serde_json::Value;
+use smol::net::TcpStream;
+
+use super::messages::{canvas_state, string};
+use super::wait::{WAIT, bounded_by};
+use super::ws::Ws;
+
+/// A canvas client: reads text messages as they come, tracks `clientCount` apart from the rest.
+pub struct Peer {
+    pub ws: Ws,
+    /// Who this is in failure messages.
+    name: String,
+    /// The bound on each step.
+    limit: Duration,
+    /// Messages other than `clientCount` read while waiting for a count.
+    pending: VecDeque<String>,
+    /// Every `clientCount` value received, in order.
+    pub counts: Vec<u64>,
+}
+
+impl Peer {
+    /// Connects to `ws://addr/ws`, each step bounded by [`WAIT`].
+    pub async fn connect(addr: SocketAddr) -> Peer {
+        Peer::connect_as("the client", addr, WAIT).await
+    }
+
+    /// Connects to `ws://addr/ws` as `name` (for failure messages), each step bounded by `limit`.
+    pub async fn connect_as(name: &str, addr: SocketAddr, limit: Duration) -> Peer {
+        let ws = bounded_by(limit, &format!("{name}'s upgrade"), async {
+            let stream = TcpStream::connect(addr).await.expect("connect for the upgrade");
+            match async_tungstenite::client_async(format!("ws://{addr}/ws"), stream).await {
+                Ok((ws, _)) => ws,
+                Err(err) => panic!("{name}: upgrade to ws://{addr}/ws failed: {err}"),
+            }
+        })
+        .await;
+        Peer { ws, name: name.to_string(), limit, pending: VecDeque::new(), counts: Vec::new() }
+    }
+
+    /// The latest `clientCount` received.
+    pub fn count(&self) -> Option<u64> {
+        self.counts.last().copied()
+    }
+
+    /// Sends one text message.
+    pub async fn send(&mut self, text: impl Into<String>) {
+        let what = format!("a send by {}", self.name);
+        let sent = bounded_by(self.limit, &what, self.ws.send(Message::text(text.into()))).await;
+        sent.unwrap_or_else(|err| panic!("{what}: {err}"));
+    }
+
+    /// The next text message, skipping pings and pongs.
+    async fn read(&mut self) -> String {
+        let what = format!("a message to {}", self.name);
+        loop {
+            match bounded_by(self.limit, &what, self.ws.next()).await {
+                Some(Ok(Message::Text(text))) => return text.to_string(),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                other => panic!("{}: expected a text message, got {other:?}", self.name),
+            }
+        }
+    }
+
+    /// The next message that is not a `clientCount`, as sent.
+    pub async fn next(&mut self) -> String {
+        if let Some(text) = self.pending.pop_front() {
+            return text;
+        }
+        loop {
+            let text = self.read().await;
+            match client_count(&text) {
+                Some(count) => self.counts.push(count),
+                None => return text,
+            }
+        }
+    }
+
+    /// The next message that is not a `clientCount`, parsed.
+    pub async fn next_json(&mut self) -> Value {
+        let text = self.next().await;
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: invalid JSON {text:?}: {e}", self.name))
+    }
+
+    /// The next message that is not a `clientCount`, parsed; it must have `"type"` `kind`.
+    pub async fn expect(&mut self, kind: &str) -> Value {
+        let message = self.next_json().await;
+        assert_eq!(message["type"], kind, "{}: expected a {kind:?} message, got {message}", self.name);
+        message
+    }
+
+    /// Reads until the latest `clientCount` is `n`, keeping other messages for [`Peer::next`].
+    pub async fn wait_count(&mut self, n: u64) {
+        let what = format!("clientCount {n} at {}", self.name);
+        bounded_by(self.limit, &what, async {
+            while self.count() != Some(n) {
+                let text = self.read().await;
+                match client_count(&text) {
+                    Some(count) => self.counts.push(count),
+                    None => self.pending.push_back(text),
+                }
+            }
+        })
+        .await;
+    }
+
+    /// The next message must be a `canvasState`; returns its `clientId` and `data`.
+    pub async fn expect_state(&mut self) -> (String, String) {
+        let message = self.expect("canvasState").await;
+        (string(&message, "clientId").to_string(), string(&message, "data").to_string())
+    }
+
+    /// The next message must be a `canvasRequest`; returns its `clientId`.
+    pub async fn expect_request(&mut self) -> String {
+        let message = self.expect("canvasRequest").await;
+        assert_eq!(message.as_object().map(|o| o.len()), Some(2), "extra fields in {message}");
+        string(&message, "clientId").to_string()
+    }
+
+    /// The next message must be an `error` with `code`.
+    pub async fn expect_error(&mut self, code: &str) {
+        let message = self.expect("error").await;
+        assert_eq!(message["code"], code, "wrong error code in {message}");
+        assert!(message["message"].as_str().is_some_and(|m| !m.is_empty()), "no message in {message}");
+    }
+
+    /// Skips data messages up to the server's close frame, and returns it.
+    pub async fn expect_close(&mut self) -> CloseFrame {
+        let what = format!("the server closing {}", self.name);
+        bounded_by(self.limit, &what, async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Close(Some(frame)))) => return frame,
+                    Some(Ok(Message::Close(None))) => panic!("{}: a close frame without a code", self.name),
+                    Some(Ok(_)) => {}
+                    other => panic!("{}: expected a close frame, got {other:?}", self.name),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Reads on, whatever comes, until the connection ends or fails (after a close from the
+    /// server, reading is what sends the client's answer).
+    pub async fn read_until_end(&mut self) {
+        let what = format!("the end of {}'s connection", self.name);
+        bounded_by(self.limit, &what, async { while let Some(Ok(_)) = self.ws.next().await {} }).await;
+    }
+
+    /// Closes from the client side, skipping what the server sent meanwhile, and waits for the end.
+    pub async fn close(&mut self) {
+        let what = format!("{} closing", self.name);
+        bounded_by(self.limit, &what, self.ws.close(None)).await.expect("send a close");
+        bounded_by(self.limit, &what, async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Close(_))) => break,
+                    Some(Ok(_)) => {}
+                    other => panic!("{}: expected the server to answer the close, got {other:?}", self.name),
+                }
+            }
+            if let Some(other) = self.ws.next().await {
+                panic!("{}: expected the connection to end, got {other:?}", self.name);
+            }
+        })
+        .await;
+    }
+
+    /// Answers a `canvasRequest` for `client_id` with `data`.
+    pub async fn send_state(&mut self, client_id: &str, data: &str) {
+        self.send(canvas_state(client_id, data)).await;
+    }
+}
+
+/// The count in a `clientCount` message; `None` for any other message.
+fn client_count(text: &str) -> Option<u64> {
+    let message: Value = serde_json::from_str(text).ok()?;
+    if message["type"] != "clientCount" {
+        return None;
+    }
+    Some(message["clientCount"].as_u64().unwrap_or_else(|| panic!("bad clientCount message {text}")))
+}
