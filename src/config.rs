@@ -11,9 +11,9 @@ use std::time::Duration;
 /// use std::time::Duration;
 /// use smolcanvas::ServerConfig;
 ///
-/// let config = ServerConfig { ping_interval: Duration::from_secs(90), ..ServerConfig::default() };
-/// // A ping every 90 s cannot keep a client alive past a 60 s idle timeout.
-/// assert!(config.validate().unwrap_err().to_string().contains("idle-timeout"));
+/// let config = ServerConfig { handshake_timeout: Duration::ZERO, ..ServerConfig::default() };
+/// // No client could ever finish its upgrade.
+/// assert!(config.validate().unwrap_err().to_string().contains("handshake-timeout"));
 /// ```
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -71,19 +71,20 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
-    /// Checks what must agree: an idle timeout longer than the ping interval
-    /// (or answering pings would not keep a client alive), limits above zero,
-    /// origins in the form the `Origin` header has.
+    /// Checks what must hold: limits and timeouts above zero, origins in
+    /// the form the `Origin` header has. (An idle timeout shorter than the
+    /// ping interval is allowed: it closes every client that sends nothing
+    /// of its own, which a deployment may want.)
     pub fn validate(&self) -> Result<(), InvalidConfig> {
         let invalid = |setting, problem: String| Err(InvalidConfig { setting, problem });
-        if self.idle_timeout <= self.ping_interval {
-            return invalid(
-                "idle-timeout",
-                format!(
-                    "{:?} is not longer than the ping interval ({:?}): answering pings would not keep a client alive",
-                    self.idle_timeout, self.ping_interval
-                ),
-            );
+        for (setting, value) in [
+            ("ping-interval", self.ping_interval),
+            ("idle-timeout", self.idle_timeout),
+            ("handshake-timeout", self.handshake_timeout),
+        ] {
+            if value.is_zero() {
+                return invalid(setting, "must be longer than zero".into());
+            }
         }
         if self.max_clients == 0 {
             return invalid("max-clients", "must be at least 1".into());
@@ -145,7 +146,7 @@ mod tests {
     fn what_must_agree_is_checked() {
         let base = ServerConfig::default;
         assert_eq!(
-            ServerConfig { idle_timeout: Duration::from_secs(20), ..base() }.validate().unwrap_err().setting,
+            ServerConfig { idle_timeout: Duration::ZERO, ..base() }.validate().unwrap_err().setting,
             "idle-timeout"
         );
         assert_eq!(ServerConfig { max_clients: 0, ..base() }.validate().unwrap_err().setting, "max-clients");

@@ -212,7 +212,7 @@ fn median(times: &[Duration]) -> Duration {
 
 #[test]
 fn a_thousand_slow_request_heads_hold_no_slots_and_are_closed_by_the_timeout() {
-    smolcanvas::server::raise_fd_limit(3000);
+    raise_open_files(3064);
     let dir = TempDir::new("attack-slow-head");
     let process = Process::start_with(dir.path(), &["--handshake-timeout", "1", "--max-clients", "10"]);
     let addr = process.addr;

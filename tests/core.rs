@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::Bytes;
-use smolcanvas::metrics::RejectReason;
+use smolcanvas::RejectReason;
 use smolcanvas::{App, CloseCode, Connection, Message, ServerConfig};
 
 use support::*;
@@ -23,7 +23,7 @@ impl App for Echo {
 
     async fn serve(self: Arc<Self>, mut conn: Connection) {
         while let Some(message) = conn.recv().await {
-            if !conn.send(message).await {
+            if conn.send(message).await.is_err() {
                 break;
             }
         }

@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use serde_json::{Number, Value};
-use smolcanvas::canvas::board::recover_journal;
-use smolcanvas::canvas::protocol::{self, ClientMessage, Draw, ErrorCode};
-use smolcanvas::http::{self, HeadError, RequestHead, Route, Status};
+use smolcanvas::fuzzing::http::{self, HeadError, RequestHead, Route, Status};
+use smolcanvas::fuzzing::protocol::{self, ClientMessage, Draw, ErrorCode};
+use smolcanvas::fuzzing::recover_journal;
 
 const UPGRADE: &str = "GET /ws HTTP/1.1\r\nHost: box:8080\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
     Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";

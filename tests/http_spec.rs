@@ -6,8 +6,8 @@ mod support;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use smolcanvas::http::MAX_HEAD_BYTES;
-use smolcanvas::metrics::RejectReason;
+use smolcanvas::RejectReason;
+use smolcanvas::fuzzing::http::MAX_HEAD_BYTES;
 use smolcanvas::{App, Connection};
 
 use support::*;
@@ -22,7 +22,7 @@ impl App for Echo {
 
     async fn serve(self: Arc<Self>, mut conn: Connection) {
         while let Some(message) = conn.recv().await {
-            if !conn.send(message).await {
+            if conn.send(message).await.is_err() {
                 break;
             }
         }

@@ -10,7 +10,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use smolcanvas::http::{self, Refusal, RequestHead, Route, Status};
+use smolcanvas::fuzzing::http::{self, Refusal, RequestHead, Route, Status};
 
 const STATUSES: [Status; 9] = [
     Status::Ok,

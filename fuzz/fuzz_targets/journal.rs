@@ -13,8 +13,8 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use smolcanvas::canvas::board::recover_journal;
-use smolcanvas::canvas::protocol::{self, Draw};
+use smolcanvas::fuzzing::recover_journal;
+use smolcanvas::fuzzing::protocol::{self, Draw};
 use smolcanvas_fuzz::same_draw;
 
 fuzz_target!(|data: &[u8]| {

@@ -13,7 +13,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use smolcanvas::canvas::protocol::{self, ClientMessage, Draw, ErrorCode, ProtocolError};
+use smolcanvas::fuzzing::protocol::{self, ClientMessage, Draw, ErrorCode, ProtocolError};
 use smolcanvas_fuzz::same_draw;
 
 const SMALL: usize = 64;

@@ -4,7 +4,7 @@
 //! number must come back exactly as it went in.
 
 use serde_json::Number;
-use smolcanvas::canvas::protocol::Draw;
+use smolcanvas::fuzzing::protocol::Draw;
 
 /// Whether `a` and `b` are the same number.
 pub fn same_number(a: &Number, b: &Number) -> bool {

@@ -704,10 +704,9 @@ mod tests {
     use super::*;
     use crate::canvas::board::Board;
     use crate::canvas::{CanvasMetrics, SMALL_MESSAGE_BYTES};
-    use crate::config::CanvasConfig;
     use crate::limit::MessageLimit;
-    use crate::outbox::{OutboxReceiver, outbox};
-    use crate::server::timeout;
+    use crate::outbox::OutboxReceiver;
+    use crate::timeout::timeout;
 
     /// The longest any single step of a test may take before it fails.
     const WAIT: Duration = Duration::from_secs(5);
@@ -751,7 +750,7 @@ mod tests {
             let hub = Hub::new(config, Board::default(), mailbox, store, Arc::new(CanvasMetrics::default()));
             let hub = smol::spawn(hub.run());
             let join = |id| {
-                let (tx, rx) = outbox(1 << 20);
+                let (tx, rx) = Outbox::bounded(1 << 20);
                 (Event::Join { id, outbox: tx, limit: MessageLimit::new(SMALL_MESSAGE_BYTES) }, rx)
             };
             let answer =

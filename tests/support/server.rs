@@ -7,8 +7,7 @@ use std::thread;
 use std::time::Duration;
 
 use smol::Executor;
-use smolcanvas::metrics::Metrics;
-use smolcanvas::{App, Server, ServerConfig, Tripwire};
+use smolcanvas::{App, Metrics, Server, ServerConfig, Tripwire};
 
 use super::wait::WAIT;
 
@@ -66,5 +65,16 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.wire.trip();
+    }
+}
+
+/// Raises this test process's open-file limit towards `wanted`, as far as the hard limit allows,
+/// for tests that hold many sockets at once.
+pub fn raise_open_files(wanted: u64) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let target = limit.maximum.map_or(wanted, |hard| hard.min(wanted));
+    if limit.current.is_some_and(|soft| soft < target) {
+        let _ = setrlimit(Resource::Nofile, Rlimit { current: Some(target), maximum: limit.maximum });
     }
 }
