@@ -51,11 +51,10 @@
 //!
 //! - `tripwire`: a one-shot signal any number of tasks can wait for.
 //! - `timeout`: a time bound on any future.
+//! - `logging`: log lines to stderr that never fail the server.
 //! - `metrics`: the core's counters and their Prometheus text.
 //! - `rate`: the token bucket a peer's frames spend.
 //! - `config`: [`ServerConfig`] with its defaults and checks.
-//! - `flags`: flags and environment variables into configurations.
-//! - `logging`: log lines to stderr that never fail the server.
 //! - `stream`: plain TCP or TLS behind one type.
 //! - `tls`: the certificate and the TLS handshake (feature `tls`).
 //! - `limit`: the per-connection message-size guard on incoming frames.
@@ -69,6 +68,7 @@
 //! - `urls`: the addresses printed at start.
 //! - `server`: the listener, the executor, shutdown.
 //! - `canvas`: the drawing board app on top of all this.
+//! - `flags`: flags and environment variables into configurations.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
