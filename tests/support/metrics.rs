@@ -3,12 +3,17 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::http::request;
+use super::http::http_within;
 use super::wait::WAIT;
 
 /// The value of the unlabelled metric `name` in `/metrics`.
 pub async fn metric(addr: SocketAddr, name: &str) -> u64 {
-    let response = request(addr, "GET", "/metrics").await;
+    metric_within(addr, name, WAIT).await
+}
+
+/// The value of the unlabelled metric `name` in `/metrics`, each step of the request bounded by `limit`.
+pub async fn metric_within(addr: SocketAddr, name: &str, limit: Duration) -> u64 {
+    let response = http_within(addr, &format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n"), limit).await;
     assert_eq!(response.status, 200);
     let text = response.text();
     let line = text.lines().find(|line| line.split(' ').next() == Some(name));
