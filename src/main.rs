@@ -5,9 +5,15 @@
 //! process, the address cannot be bound) or fails, 2 for an invalid flag or
 //! environment value (or TLS files that cannot be used).
 //!
+//! `smolcanvas healthcheck [FLAGS]` asks the server those flags describe whether
+//! it is up (see `healthcheck.rs`): exit 0 when it is, 1 otherwise, also for a
+//! flag it cannot use (a container HEALTHCHECK reserves 2).
+//!
 //! Nothing here prints with `println!` or `eprintln!`, which panic when the
 //! output is a pipe whose reader is gone; SIGPIPE stays ignored (Rust's
 //! default), so such a write fails with EPIPE and is dropped.
+
+mod healthcheck;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -19,16 +25,22 @@ use smolcanvas::{Canvas, ServerError};
 /// The flags the binary accepts: the core's and the board's.
 const FLAG_SETS: &[&[flags::Flag]] = &[flags::CORE, flags::CANVAS];
 
+/// The subcommand that checks a running server instead of starting one.
+const HEALTHCHECK: &str = "healthcheck";
+
 fn main() -> ExitCode {
-    let config = match flags::from_env_and_args(FLAG_SETS, std::env::args().skip(1)) {
+    let mut args = std::env::args().skip(1).peekable();
+    if args.next_if(|arg| arg == HEALTHCHECK).is_some() {
+        return healthcheck(args);
+    }
+    let config = match flags::from_env_and_args(FLAG_SETS, args) {
         Ok(Command::Run(config)) => config,
         Ok(Command::Help(_)) => {
-            let help = flags::help_text("smolcanvas", "A self-hosted real-time drawing board.", FLAG_SETS);
-            let _ = std::io::stdout().lock().write_all(help.as_bytes());
+            print_help();
             return ExitCode::SUCCESS;
         }
         Ok(Command::Version) => {
-            let _ = writeln!(std::io::stdout().lock(), "smolcanvas {}", env!("CARGO_PKG_VERSION"));
+            print_version();
             return ExitCode::SUCCESS;
         }
         Err(err) => {
@@ -57,6 +69,48 @@ fn main() -> ExitCode {
         }
         Err(err) => {
             error!("{err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_help() {
+    let mut help = flags::help_text("smolcanvas", "A self-hosted real-time drawing board.", FLAG_SETS);
+    help.push_str(
+        "\nsmolcanvas healthcheck [FLAGS]\n  GET /healthz of the server these flags describe (plain HTTP);\n  \
+         print its answer, exit 0 if it is up, 1 if not\n",
+    );
+    let _ = std::io::stdout().lock().write_all(help.as_bytes());
+}
+
+fn print_version() {
+    let _ = writeln!(std::io::stdout().lock(), "smolcanvas {}", env!("CARGO_PKG_VERSION"));
+}
+
+/// `smolcanvas healthcheck`: exit 0 and print the health body when the server is up, else 1.
+fn healthcheck(args: impl Iterator<Item = String>) -> ExitCode {
+    let config = match flags::from_env_and_args(FLAG_SETS, args) {
+        Ok(Command::Run(config)) => config,
+        Ok(Command::Help(_)) => {
+            print_help();
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            print_version();
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            let _ = writeln!(std::io::stderr().lock(), "smolcanvas healthcheck: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match healthcheck::check(&config.server) {
+        Ok(body) => {
+            let _ = writeln!(std::io::stdout().lock(), "{body}");
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
+            let _ = writeln!(std::io::stderr().lock(), "smolcanvas healthcheck: down: {why}");
             ExitCode::FAILURE
         }
     }
