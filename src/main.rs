@@ -19,7 +19,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use log::{error, info};
-use smolcanvas::flags::{self, Command};
+use smolcanvas::flags::{self, Command, Config};
 use smolcanvas::{Canvas, ServerError};
 
 /// The flags the binary accepts: the core's and the board's.
@@ -33,20 +33,9 @@ fn main() -> ExitCode {
     if args.next_if(|arg| arg == HEALTHCHECK).is_some() {
         return healthcheck(args);
     }
-    let config = match flags::from_env_and_args(FLAG_SETS, args) {
-        Ok(Command::Run(config)) => config,
-        Ok(Command::Help(_)) => {
-            print_help();
-            return ExitCode::SUCCESS;
-        }
-        Ok(Command::Version) => {
-            print_version();
-            return ExitCode::SUCCESS;
-        }
-        Err(err) => {
-            let _ = writeln!(std::io::stderr().lock(), "smolcanvas: {err}");
-            return ExitCode::from(2);
-        }
+    let config = match read_config(args, "smolcanvas", ExitCode::from(2)) {
+        Ok(config) => config,
+        Err(code) => return code,
     };
     smolcanvas::init_logging(config.log_level);
     info!("smolcanvas {} starting; board in {}", env!("CARGO_PKG_VERSION"), config.canvas.data_dir.display());
@@ -74,6 +63,26 @@ fn main() -> ExitCode {
     }
 }
 
+/// The configuration `args` and the environment give; otherwise the exit code once `--help` or
+/// `--version` is printed (success), or the error is (`invalid`, after one line naming it).
+fn read_config(args: impl Iterator<Item = String>, program: &str, invalid: ExitCode) -> Result<Config, ExitCode> {
+    match flags::from_env_and_args(FLAG_SETS, args) {
+        Ok(Command::Run(config)) => Ok(*config),
+        Ok(Command::Help(_)) => {
+            print_help();
+            Err(ExitCode::SUCCESS)
+        }
+        Ok(Command::Version) => {
+            print_version();
+            Err(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            let _ = writeln!(std::io::stderr().lock(), "{program}: {err}");
+            Err(invalid)
+        }
+    }
+}
+
 fn print_help() {
     let mut help = flags::help_text("smolcanvas", "A self-hosted real-time drawing board.", FLAG_SETS);
     help.push_str(
@@ -89,20 +98,10 @@ fn print_version() {
 
 /// `smolcanvas healthcheck`: exit 0 and print the health body when the server is up, else 1.
 fn healthcheck(args: impl Iterator<Item = String>) -> ExitCode {
-    let config = match flags::from_env_and_args(FLAG_SETS, args) {
-        Ok(Command::Run(config)) => config,
-        Ok(Command::Help(_)) => {
-            print_help();
-            return ExitCode::SUCCESS;
-        }
-        Ok(Command::Version) => {
-            print_version();
-            return ExitCode::SUCCESS;
-        }
-        Err(err) => {
-            let _ = writeln!(std::io::stderr().lock(), "smolcanvas healthcheck: {err}");
-            return ExitCode::FAILURE;
-        }
+    // A health check never exits 2: container runtimes reserve that code.
+    let config = match read_config(args, "smolcanvas healthcheck", ExitCode::FAILURE) {
+        Ok(config) => config,
+        Err(code) => return code,
     };
     match healthcheck::check(&config.server) {
         Ok(body) => {
