@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use smol::channel::{Receiver, Sender, bounded};
-use smolcanvas::{App, Connection, Message, Outbox, PushError, ServerConfig};
+use smolcanvas::{App, Connection, Message, Outbox, PushError, Request, Routed, ServerConfig};
 
 /// Largest message a client may send: a line of chat, not a file.
 const MAX_MESSAGE_BYTES: usize = 4 * 1024;
@@ -43,15 +43,17 @@ struct Chat {
 }
 
 impl App for Chat {
-    fn page(&self) -> &'static str {
-        PAGE
+    type Endpoint = ();
+
+    fn route(&self, request: &Request<'_>) -> Routed<()> {
+        Routed::page_and_socket(request, PAGE, ())
     }
 
     fn message_limit(&self) -> usize {
         MAX_MESSAGE_BYTES
     }
 
-    async fn serve(self: Arc<Self>, mut conn: Connection) {
+    async fn serve(self: Arc<Self>, mut conn: Connection, _endpoint: ()) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (outbox, inbox) = Outbox::bounded(OUTBOX_BYTES);
         let hub = &self.events.0;

@@ -9,17 +9,19 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use smolcanvas::flags::{self, Command};
-use smolcanvas::{App, Connection};
+use smolcanvas::{App, Connection, Request, Routed};
 
 /// The echo app: a one-line page and a handler that sends every message back.
 struct Echo;
 
 impl App for Echo {
-    fn page(&self) -> &'static str {
-        "<!doctype html><title>echo</title><p>WebSocket echo at <code>/ws</code>.</p>"
+    type Endpoint = ();
+
+    fn route(&self, request: &Request<'_>) -> Routed<()> {
+        Routed::page_and_socket(request, "<!doctype html><title>echo</title><p>WebSocket echo at <code>/ws</code>.</p>", ())
     }
 
-    async fn serve(self: Arc<Self>, mut conn: Connection) {
+    async fn serve(self: Arc<Self>, mut conn: Connection, _endpoint: ()) {
         // `recv` answers pings, enforces the idle timeout and closes with 1001
         // at shutdown; it returns `None` once the connection is over.
         while let Some(message) = conn.recv().await {

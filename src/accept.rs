@@ -14,9 +14,9 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use log::{debug, info};
 use smol::Timer;
 
-use crate::app::App;
+use crate::app::{App, Reply, Request, Routed};
 use crate::connection::Connection;
-use crate::http::{self, HeadError, RequestHead, Route, Status};
+use crate::http::{self, HeadError, Refusal, RequestHead, Route, Status};
 use crate::limit::{Guarded, MessageLimit};
 use crate::metrics::{RejectReason, add};
 use crate::shared::{ClientSlot, ClientSlotIp, Shared};
@@ -24,9 +24,9 @@ use crate::stream::{Stream, TcpStream};
 use crate::timeout::timeout;
 
 /// What the bounded part of a connection (head + upgrade) ended with.
-enum Handshake {
+enum Handshake<E> {
     Done,
-    Upgraded(RequestHead, Vec<u8>, ClientSlot),
+    Upgraded(RequestHead, Vec<u8>, ClientSlot, E),
 }
 
 pub(crate) async fn handle<A: App>(tcp: TcpStream, peer: SocketAddr, app: Arc<A>, shared: Arc<Shared>) {
@@ -39,7 +39,7 @@ pub(crate) async fn handle<A: App>(tcp: TcpStream, peer: SocketAddr, app: Arc<A>
         };
         match handshake(&mut stream, peer, &app, &shared).await {
             Handshake::Done => None,
-            Handshake::Upgraded(head, leftover, slot) => Some((stream, head, leftover, slot)),
+            Handshake::Upgraded(head, leftover, slot, endpoint) => Some((stream, head, leftover, slot, endpoint)),
         }
     };
     let timed_out = async {
@@ -50,7 +50,7 @@ pub(crate) async fn handle<A: App>(tcp: TcpStream, peer: SocketAddr, app: Arc<A>
     };
     match bounded.or(timed_out).await {
         None => {}
-        Some((stream, head, leftover, slot)) => {
+        Some((stream, head, leftover, slot, endpoint)) => {
             debug!("{peer}: upgraded {}", head.path);
             let limit = MessageLimit::new(app.message_limit().min(shared.config.max_message_bytes));
             let mut guarded = Guarded::new(stream, limit.clone());
@@ -62,7 +62,7 @@ pub(crate) async fn handle<A: App>(tcp: TcpStream, peer: SocketAddr, app: Arc<A>
             let ws =
                 WebSocketStream::from_partially_read(guarded, leftover, Role::Server, Some(shared.ws_config)).await;
             let conn = Connection::new(ws, limit, peer, head.path, head.query, shared.connection.clone());
-            app.serve(conn).await;
+            app.serve(conn, endpoint).await;
             drop(slot);
             debug!("{peer}: connection over");
         }
@@ -90,7 +90,12 @@ async fn open(tcp: TcpStream, peer: SocketAddr, shared: &Shared) -> Option<Strea
     Some(Stream::Tcp(tcp))
 }
 
-async fn handshake<A: App>(stream: &mut Stream, peer: SocketAddr, app: &Arc<A>, shared: &Arc<Shared>) -> Handshake {
+async fn handshake<A: App>(
+    stream: &mut Stream,
+    peer: SocketAddr,
+    app: &Arc<A>,
+    shared: &Arc<Shared>,
+) -> Handshake<A::Endpoint> {
     let shutting_down = async {
         shared.shutdown.tripped().await;
         Err(HeadError::ShuttingDown)
@@ -116,14 +121,12 @@ async fn handshake<A: App>(stream: &mut Stream, peer: SocketAddr, app: &Arc<A>, 
     };
     let head_only = head.method == "HEAD";
     let route = http::route(&head, &shared.config.allow_origins);
-    if let Some(reply) = check_access(&head, &route, shared, peer) {
+    if let Some(reply) = check_access(&head, &route, app.as_ref(), shared, peer) {
         add(&shared.metrics.http_requests, 1);
         respond(stream, reply).await;
         return Handshake::Done;
     }
     let reply = match route {
-        Route::Upgrade { key } => return upgrade(stream, peer, head, leftover, &key, shared).await,
-        Route::Page => http::response(Status::Ok, "text/html; charset=utf-8", "", app.page().as_bytes(), head_only),
         Route::Health => {
             http::response(Status::Ok, "text/plain; charset=utf-8", "", app.health().as_bytes(), head_only)
         }
@@ -133,35 +136,100 @@ async fn handshake<A: App>(stream: &mut Stream, peer: SocketAddr, app: &Arc<A>, 
             app.write_metrics(&mut text);
             http::response(Status::Ok, "text/plain; version=0.0.4; charset=utf-8", "", text.as_bytes(), head_only)
         }
-        Route::Reject(refusal) => {
-            let status = refusal.status();
-            // Refused upgrades and malformed requests are counted and said; a 404 or 405 elsewhere is routine.
-            if head.path == http::WS_PATH || status == Status::BadRequest {
-                shared.metrics.reject(status.reject_reason());
-                info!("{peer}: {} on {} {}: {refusal}", status.code(), head.method, head.path);
-            } else {
-                debug!("{peer}: {} on {} {}: {refusal}", status.code(), head.method, head.path);
+        Route::App { upgrade: key } => {
+            let request = Request {
+                path: &head.path,
+                query: head.query.as_deref(),
+                upgrade: key.is_some(),
+                protocols: http::offered_protocols(&head),
+            };
+            let routed = app.route(&request);
+            match (routed, key) {
+                (Routed::Socket { endpoint, protocol }, Some(key)) => {
+                    return upgrade(stream, peer, head, leftover, &key, protocol, endpoint, shared).await;
+                }
+                (Routed::Socket { .. } | Routed::UpgradeRequired, None) => {
+                    let missing = if head.method == "GET" {
+                        "no `Upgrade: websocket` header"
+                    } else {
+                        "an upgrade is a GET request"
+                    };
+                    refuse(&head, Refusal::NotUpgrade(missing), peer, shared, head_only)
+                }
+                (Routed::UpgradeRequired, Some(_)) => {
+                    refuse(&head, Refusal::NotUpgrade("the app expects no upgrade here"), peer, shared, head_only)
+                }
+                (Routed::NotFound, key) => {
+                    let refusal = Refusal::NotFound;
+                    if key.is_some() {
+                        refuse(&head, refusal, peer, shared, head_only)
+                    } else {
+                        debug!("{peer}: 404 on {} {}: {refusal}", head.method, head.path);
+                        http::plain_status(Status::NotFound, head_only)
+                    }
+                }
+                (Routed::Reply(reply), key) => {
+                    if key.is_some() && reply.status.code() >= 400 {
+                        shared.metrics.reject(reply.status.reject_reason());
+                        info!("{peer}: {} on {} {}: {}", reply.status.code(), head.method, head.path, reply_text(&reply));
+                    }
+                    reply_bytes(&reply, head_only)
+                }
+                (Routed::Later(later), _) => reply_bytes(&later.await, head_only),
             }
-            http::plain_status(status, head_only)
         }
+        Route::Reject(refusal) => refuse(&head, refusal, peer, shared, head_only),
     };
     add(&shared.metrics.http_requests, 1);
     respond(stream, reply).await;
     Handshake::Done
 }
 
+/// The answer to a refused request. Refused upgrades and malformed requests
+/// are counted and said; a 404 or 405 elsewhere is routine.
+fn refuse(head: &RequestHead, refusal: Refusal, peer: SocketAddr, shared: &Shared, head_only: bool) -> Vec<u8> {
+    let status = refusal.status();
+    if head.has_token("upgrade", "websocket") || status == Status::BadRequest || status == Status::UpgradeRequired {
+        shared.metrics.reject(status.reject_reason());
+        info!("{peer}: {} on {} {}: {refusal}", status.code(), head.method, head.path);
+    } else {
+        debug!("{peer}: {} on {} {}: {refusal}", status.code(), head.method, head.path);
+    }
+    http::plain_status(status, head_only)
+}
+
+fn reply_bytes(reply: &Reply, head_only: bool) -> Vec<u8> {
+    http::response(reply.status, reply.content_type, &reply.headers, &reply.body, head_only)
+}
+
+/// A plain-text reply's body, for the log line.
+fn reply_text(reply: &Reply) -> &str {
+    std::str::from_utf8(&reply.body).unwrap_or("").trim_end()
+}
+
 /// With an access key set, the page, `/ws` and `/metrics` need it: `None`
 /// lets the request through, `Some` is the answer instead (401, or the 303
 /// that moves a `?key=` on the page into a cookie).
-fn check_access(head: &RequestHead, route: &Route, shared: &Shared, peer: SocketAddr) -> Option<Vec<u8>> {
+fn check_access<A: App>(
+    head: &RequestHead,
+    route: &Route,
+    app: &A,
+    shared: &Shared,
+    peer: SocketAddr,
+) -> Option<Vec<u8>> {
     let expected = shared.config.access_key.as_deref()?;
-    if !matches!(route, Route::Page | Route::Metrics | Route::Upgrade { .. }) {
+    let guarded = match route {
+        Route::Metrics => true,
+        Route::App { .. } => !app.public(&head.path),
+        Route::Health | Route::Reject(_) => false,
+    };
+    if !guarded {
         return None;
     }
     match http::presented_key(head) {
         Some(given) if http::keys_match(given, expected) => {
-            let redirect = *route == Route::Page && http::key_in_query(head);
-            redirect.then(|| http::key_cookie_redirect(expected, shared.config.tls.is_some()))
+            let redirect = *route == Route::App { upgrade: None } && http::key_in_query(head);
+            redirect.then(|| http::key_cookie_redirect(expected, shared.config.tls.is_some(), &head.path))
         }
         given => {
             shared.metrics.reject(RejectReason::Unauthorized);
@@ -174,14 +242,17 @@ fn check_access(head: &RequestHead, route: &Route, shared: &Shared, peer: Socket
     }
 }
 
-async fn upgrade(
+#[allow(clippy::too_many_arguments)]
+async fn upgrade<E>(
     stream: &mut Stream,
     peer: SocketAddr,
     head: RequestHead,
     leftover: Vec<u8>,
     key: &str,
+    protocol: Option<&str>,
+    endpoint: E,
     shared: &Arc<Shared>,
-) -> Handshake {
+) -> Handshake<E> {
     if !shared.take_ip_slot(peer.ip()) {
         let cap = shared.config.max_clients_per_ip;
         shared.metrics.reject(RejectReason::PerIp);
@@ -200,12 +271,12 @@ async fn upgrade(
     }
     add(&shared.metrics.connections_open, 1);
     let slot = ClientSlot(shared.clone(), peer.ip());
-    if let Err(err) = stream.write_all(&http::switching_protocols(key)).await {
+    if let Err(err) = stream.write_all(&http::switching_protocols(key, protocol)).await {
         debug!("{peer}: upgrade failed: {err}");
         return Handshake::Done;
     }
     add(&shared.metrics.connections_total, 1);
-    Handshake::Upgraded(head, leftover, slot)
+    Handshake::Upgraded(head, leftover, slot, endpoint)
 }
 
 /// Writes a complete response, then closes politely: our side first, then

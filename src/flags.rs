@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use log::LevelFilter;
 
-use crate::canvas::CanvasConfig;
+use crate::canvas::{CanvasConfig, SyncMode};
 use crate::config::{ServerConfig, TlsFiles, origin_ok};
 
 /// Everything a binary can be told.
@@ -169,10 +169,19 @@ pub const CANVAS: &[Flag] = &[
         help: "queued bytes before a slow client is closed",
     },
     Flag {
-        name: "journal-limit",
-        metavar: "N",
-        default: "20000",
-        help: "draws journaled before asking for a snapshot",
+        name: "sync",
+        metavar: "MODE",
+        default: "server",
+        help: "who answers a v1 newcomer's sync: server (its own picture) or peers",
+    },
+    Flag { name: "undo-strokes", metavar: "N", default: "500", help: "newest strokes per board that can be undone" },
+    Flag { name: "max-boards", metavar: "N", default: "1000", help: "boards that may exist (more get 503)" },
+    Flag { name: "max-loaded-boards", metavar: "N", default: "32", help: "boards held in memory at once" },
+    Flag {
+        name: "board-unload-secs",
+        metavar: "SECS",
+        default: "60",
+        help: "unload a board this long after its last client left",
     },
 ];
 
@@ -422,8 +431,12 @@ impl Config {
             rate_limit: values.rate("rate-limit")?,
             rate_burst: values.parse("rate-burst", "a number, at least 1", |n: &f64| n.is_finite() && *n >= 1.0)?,
             outbox_bytes: values.parse("outbox-bytes", "a number of bytes, at least 1024", |n: &usize| *n >= 1024)?,
-            journal_limit: values.count("journal-limit")?,
             max_snapshot_uploads: values.count("max-snapshot-uploads")?,
+            sync: values.parse("sync", "server or peers", |_: &SyncMode| true)?,
+            undo_strokes: values.count("undo-strokes")?,
+            max_boards: values.count("max-boards")?,
+            max_loaded_boards: values.count("max-loaded-boards")?,
+            board_unload: values.seconds("board-unload-secs")?,
         };
         Ok(Command::Run(Box::new(Config { server, canvas, log_level })))
     }

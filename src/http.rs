@@ -179,16 +179,15 @@ pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<(RequestH
 /// Where a request goes.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Route {
-    /// `GET /`: the app's page.
-    Page,
     /// `GET /healthz`.
     Health,
     /// `GET /metrics`.
     Metrics,
-    /// A valid WebSocket upgrade on `/ws`, with its `Sec-WebSocket-Key`.
-    Upgrade {
-        /// The client's `Sec-WebSocket-Key`.
-        key: String,
+    /// Any other path: the app's. `upgrade` is the client's `Sec-WebSocket-Key`
+    /// when the request is a valid WebSocket upgrade.
+    App {
+        /// The key of a valid upgrade.
+        upgrade: Option<String>,
     },
     /// An answer without a body of interest (404, 405, 426, 400 or 403), and why.
     Reject(Refusal),
@@ -351,11 +350,11 @@ fn checked_route(head: &RequestHead, allow_origins: &[String]) -> Result<Route, 
         return Err(Refusal::Target);
     }
     match head.path.as_str() {
-        "/" | "/index.html" => Ok(Route::Page),
         "/healthz" => Ok(Route::Health),
         "/metrics" => Ok(Route::Metrics),
-        WS_PATH => route_upgrade(head, allow_origins),
-        _ => Err(Refusal::NotFound),
+        // Asking for a WebSocket: the upgrade is checked here, wherever it goes.
+        _ if head.has_token("upgrade", "websocket") => route_upgrade(head, allow_origins),
+        _ => Ok(Route::App { upgrade: None }),
     }
 }
 
@@ -393,7 +392,7 @@ fn route_upgrade(head: &RequestHead, allow_origins: &[String]) -> Result<Route, 
     // One key only: a repeated one is refused (RFC 6455, section 11.3.1).
     let mut keys = head.values("sec-websocket-key");
     match (keys.next(), keys.next()) {
-        (Some(key), None) if is_valid_key(key) => Ok(Route::Upgrade { key: key.to_string() }),
+        (Some(key), None) if is_valid_key(key) => Ok(Route::App { upgrade: Some(key.to_string()) }),
         (Some(_), None) => Err(Refusal::BadUpgrade("Sec-WebSocket-Key is not 16 bytes in base64")),
         (Some(_), Some(_)) => Err(Refusal::BadUpgrade("more than one Sec-WebSocket-Key header")),
         (None, _) => Err(Refusal::BadUpgrade("no Sec-WebSocket-Key header")),
@@ -460,11 +459,11 @@ pub fn key_in_query(head: &RequestHead) -> bool {
     head.query.as_deref().is_some_and(|q| q.split('&').any(|pair| pair.starts_with("key=")))
 }
 
-/// `303` to `/` that stores the key in an HttpOnly cookie, so it leaves the address bar.
-pub fn key_cookie_redirect(key: &str, secure: bool) -> Vec<u8> {
+/// `303` to `path` (without its query) that stores the key in an HttpOnly cookie, so it leaves the address bar.
+pub fn key_cookie_redirect(key: &str, secure: bool, path: &str) -> Vec<u8> {
     let secure = if secure { "; Secure" } else { "" };
     let headers = format!(
-        "Location: /\r\nSet-Cookie: {KEY_COOKIE}={key}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000{secure}\r\n"
+        "Location: {path}\r\nSet-Cookie: {KEY_COOKIE}={key}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000{secure}\r\n"
     );
     response(Status::SeeOther, "text/plain; charset=utf-8", &headers, b"303 See Other\n", false)
 }
@@ -493,19 +492,27 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-/// The `101 Switching Protocols` answer to an upgrade.
-pub fn switching_protocols(key: &str) -> Vec<u8> {
+/// The `101 Switching Protocols` answer to an upgrade, naming the chosen subprotocol if any.
+pub fn switching_protocols(key: &str, protocol: Option<&str>) -> Vec<u8> {
+    let protocol = protocol.map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n")).unwrap_or_default();
     format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n{protocol}\r\n",
         accept_key(key)
     )
     .into_bytes()
 }
 
+/// The subprotocols a request offers (`Sec-WebSocket-Protocol`, comma-separated, possibly repeated).
+pub fn offered_protocols(head: &RequestHead) -> Vec<&str> {
+    head.values("sec-websocket-protocol").flat_map(|v| v.split(',')).map(str::trim).filter(|p| !p.is_empty()).collect()
+}
+
 /// A complete response that closes the connection. `head_only` drops the body (for HEAD).
 pub fn response(status: Status, content_type: &str, extra_headers: &str, body: &[u8], head_only: bool) -> Vec<u8> {
+    // Nothing is cached unless the caller says how.
+    let cache = if extra_headers.contains("Cache-Control:") { "" } else { "Cache-Control: no-store\r\n" };
     let mut out = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n{extra_headers}\r\n",
+        "HTTP/1.1 {} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n{cache}{extra_headers}\r\n",
         status.code(),
         status.reason(),
         body.len()
@@ -559,12 +566,12 @@ mod tests {
 
     #[test]
     fn routes() {
-        assert_eq!(route(&head("GET / HTTP/1.1\r\nHost: box\r\n\r\n"), &[]), Route::Page);
+        assert_eq!(route(&head("GET / HTTP/1.1\r\nHost: box\r\n\r\n"), &[]), Route::App { upgrade: None });
         assert_eq!(route(&head("GET /healthz?x=1 HTTP/1.1\r\nHost: box\r\n\r\n"), &[]), Route::Health);
         assert_eq!(refused("GET /nope HTTP/1.1\r\nHost: box\r\n\r\n"), Some(Status::NotFound));
         assert_eq!(refused("POST / HTTP/1.1\r\nHost: box\r\n\r\n"), Some(Status::MethodNotAllowed));
         assert_eq!(refused("GET /ws HTTP/1.1\r\nHost: box\r\n\r\n"), Some(Status::UpgradeRequired));
-        assert!(matches!(route(&head(&format!("{UPGRADE}\r\n")), &[]), Route::Upgrade { .. }));
+        assert!(matches!(route(&head(&format!("{UPGRADE}\r\n")), &[]), Route::App { upgrade: Some(_) }));
     }
 
     #[test]
@@ -583,7 +590,7 @@ mod tests {
         assert_eq!(absolute.host(), Some("Box:8080"));
         let bare = head("GET http://box?x HTTP/1.1\r\nHost: box\r\n\r\n");
         assert_eq!((bare.path.as_str(), bare.query.as_deref()), ("/", Some("x")));
-        assert_eq!(route(&bare, &[]), Route::Page);
+        assert_eq!(route(&bare, &[]), Route::App { upgrade: None });
         for target in ["box:80", "ftp://box/", "http:///", "http://user@box/", "*", "ws", "http:/box/"] {
             let text = format!("GET {target} HTTP/1.1\r\nHost: box\r\n\r\n");
             assert_eq!(route(&head(&text), &[]), Route::Reject(Refusal::Target), "{target}");
@@ -615,7 +622,7 @@ mod tests {
         let twice = head(&format!("{UPGRADE}Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"));
         assert_eq!(route(&twice, &[]), Route::Reject(Refusal::BadUpgrade("more than one Sec-WebSocket-Key header")));
         let plain = head("GET /ws HTTP/1.1\r\nHost: box\r\nConnection: Upgrade\r\n\r\n");
-        assert_eq!(route(&plain, &[]), Route::Reject(Refusal::NotUpgrade("no `Upgrade: websocket` header")));
+        assert_eq!(route(&plain, &[]), Route::App { upgrade: None });
     }
 
     #[test]
@@ -633,12 +640,12 @@ mod tests {
     #[test]
     fn origins() {
         let same = head(&format!("{UPGRADE}Origin: http://box:8080\r\n\r\n"));
-        assert!(matches!(route(&same, &[]), Route::Upgrade { .. }));
+        assert!(matches!(route(&same, &[]), Route::App { upgrade: Some(_) }));
         let foreign = head(&format!("{UPGRADE}Origin: https://evil.example\r\n\r\n"));
         assert!(matches!(route(&foreign, &[]), Route::Reject(Refusal::Origin { .. })));
-        assert!(matches!(route(&foreign, &["https://evil.example".to_string()]), Route::Upgrade { .. }));
+        assert!(matches!(route(&foreign, &["https://evil.example".to_string()]), Route::App { upgrade: Some(_) }));
         let default_port = head(&format!("{UPGRADE}Origin: http://box\r\n\r\n").replace("box:8080", "box:80"));
-        assert!(matches!(route(&default_port, &[]), Route::Upgrade { .. }));
+        assert!(matches!(route(&default_port, &[]), Route::App { upgrade: Some(_) }));
         let bad_key = head(&format!("{UPGRADE}\r\n").replace("dGhlIHNhbXBsZSBub25jZQ==", "x"));
         assert_eq!(
             route(&bad_key, &[]),

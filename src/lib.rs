@@ -95,8 +95,9 @@ mod tls;
 mod tripwire;
 mod urls;
 
-pub use app::App;
-pub use canvas::{Canvas, CanvasConfig, OpenError};
+pub use app::{App, LaterReply, Reply, Request, Routed, Spawner};
+pub use http::Status;
+pub use canvas::{Canvas, CanvasConfig, OpenError, SyncMode};
 pub use config::{InvalidConfig, ServerConfig, TlsFiles};
 pub use connection::Connection;
 pub use logging::init_logging;
@@ -114,8 +115,6 @@ pub use async_tungstenite::tungstenite::{Message, protocol::frame::coding::Close
 #[doc(hidden)]
 #[allow(missing_docs)]
 pub mod fuzzing {
-    pub use crate::canvas::board::recover_journal;
-
     /// The canvas messages: parsing and encoding.
     pub mod protocol {
         pub use crate::canvas::protocol::{
@@ -127,7 +126,7 @@ pub mod fuzzing {
     /// Request heads, routing and plain responses.
     pub mod http {
         pub use crate::http::{
-            HeadError, MAX_HEAD_BYTES, Refusal, RequestHead, Route, Status, WS_PATH, accept_key, origin_allowed,
+            HeadError, MAX_HEAD_BYTES, Refusal, RequestHead, Route, WS_PATH, accept_key, origin_allowed,
             plain_status, response, route, switching_protocols,
         };
     }

@@ -19,7 +19,7 @@ use log::{info, warn};
 use smol::{Async, Executor, Timer};
 
 use crate::accept;
-use crate::app::App;
+use crate::app::{App, BoxedTask, Spawner};
 use crate::config::{InvalidConfig, ServerConfig};
 use crate::http;
 use crate::metrics::Metrics;
@@ -166,15 +166,31 @@ impl<A: App> Server<A> {
         info!("listening on {http}://{addr} (WebSocket at {ws}://{addr}{})", http::WS_PATH);
         let key = if self.shared.config.access_key.is_some() { " (add ?key= and the access key)" } else { "" };
         info!("open {}{key}", crate::urls::page_urls(addr, self.shared.config.tls.is_some()).join(" or "));
-        let background = executor.spawn(self.app.clone().background());
+        let (spawner, spawns) = async_channel::unbounded();
+        let background = executor.spawn(self.app.clone().background(Spawner(spawner)));
         let shared = &self.shared;
         loop {
-            let accepted = async { Some(self.listener.accept().await) }
+            let woke = async { Woke::Accepted(self.listener.accept().await) }
                 .or(async {
                     shared.shutdown.tripped().await;
-                    None
+                    Woke::Stop
+                })
+                .or(async {
+                    match spawns.recv().await {
+                        Ok(task) => Woke::Spawn(task),
+                        Err(_) => std::future::pending().await,
+                    }
                 })
                 .await;
+            let accepted = match woke {
+                Woke::Stop => None,
+                Woke::Accepted(accepted) => Some(accepted),
+                Woke::Spawn(task) => {
+                    // Tasks the app starts (one per board, say) run beside the connections.
+                    executor.spawn(task).detach();
+                    continue;
+                }
+            };
             match accepted {
                 None => break,
                 Some(Ok((io, peer))) => {
@@ -198,6 +214,7 @@ impl<A: App> Server<A> {
             }
         }
         drop(self.listener);
+        self.app.stopping();
         let total = shared.metrics.connections_total.load(Ordering::Relaxed);
         info!("shutting down: stopped accepting; every client is closed with 1001 ({total} served since start)");
         let drained = shared.drained().or(async {
@@ -210,11 +227,24 @@ impl<A: App> Server<A> {
         } else {
             info!("every connection is closed");
         }
-        self.app.shutdown().await;
+        // Tasks the app starts while it shuts down (say, a board's last flush).
+        let spawning = async {
+            while let Ok(task) = spawns.recv().await {
+                executor.spawn(task).detach();
+            }
+        };
+        self.app.shutdown().or(spawning).await;
         background.cancel().await;
         info!("shutdown complete");
         Ok(())
     }
+}
+
+/// What the accept loop woke up for.
+enum Woke {
+    Accepted(io::Result<(Async<std::net::TcpStream>, SocketAddr)>),
+    Spawn(BoxedTask),
+    Stop,
 }
 
 /// Runs `app` on `config` until SIGINT/SIGTERM: binds, runs `config.threads`

@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use serde_json::{Number, Value};
-use smolcanvas::fuzzing::http::{self, HeadError, RequestHead, Route, Status};
+use smolcanvas::Status;
+use smolcanvas::fuzzing::http::{self, HeadError, RequestHead, Route};
 use smolcanvas::fuzzing::protocol::{self, ClientMessage, Draw, ErrorCode};
 use smolcanvas::fuzzing::recover_journal;
 
@@ -66,7 +67,7 @@ fn head_with_100_headers_parses() {
     }
     let head = head(format!("{text}\r\n").as_bytes());
     assert_eq!(head.headers.len(), 101);
-    assert_eq!(http::route(&head, &[]), Route::Page);
+    assert_eq!(http::route(&head, &[]), Route::App { upgrade: None });
 }
 
 #[test]
@@ -102,7 +103,7 @@ fn head_read_in_pieces_is_partial_until_complete() {
     }
     let (head, len) = RequestHead::parse(text.as_bytes()).unwrap().unwrap();
     assert_eq!(len, complete);
-    assert!(matches!(http::route(&head, &[]), Route::Upgrade { .. }));
+    assert!(matches!(http::route(&head, &[]), Route::App { upgrade: Some(_) }));
 }
 
 #[test]

@@ -10,7 +10,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use smolcanvas::fuzzing::http::{self, Refusal, RequestHead, Route, Status};
+use smolcanvas::Status;
+use smolcanvas::fuzzing::http::{self, Refusal, RequestHead, Route};
 
 const STATUSES: [Status; 9] = [
     Status::Ok,
@@ -50,11 +51,11 @@ fuzz_target!(|data: &[u8]| {
 
     let head_only = head.method == "HEAD";
     let reply = match &with_allowed {
-        Route::Upgrade { key } => http::switching_protocols(key),
+        Route::App { upgrade: Some(key) } => http::switching_protocols(key, Some("smolcanvas.v2")),
         Route::Reject(refusal) => http::plain_status(refusal.status(), head_only),
         _ => http::response(Status::Ok, "text/plain; charset=utf-8", "", head.path.as_bytes(), head_only),
     };
-    check_response(&reply, head_only || matches!(with_allowed, Route::Upgrade { .. }));
+    check_response(&reply, head_only || matches!(with_allowed, Route::App { upgrade: Some(_) }));
     let status = STATUSES[usize::from(data[0]) % STATUSES.len()];
     for head_only in [false, true] {
         check_response(&http::plain_status(status, head_only), head_only);
@@ -76,14 +77,13 @@ fn check_prefixes(bytes: &[u8], head: &RequestHead) {
 
 fn check_route(head: &RequestHead, route: &Route) {
     match route {
-        Route::Upgrade { key } => {
+        Route::App { upgrade: Some(key) } => {
             assert_eq!(head.method, "GET");
-            assert_eq!(head.path, http::WS_PATH);
             assert_eq!(head.version, 1);
             assert!(key.len() == 24 && key.ends_with("=="), "bad key accepted: {key:?}");
             assert_eq!(http::accept_key(key).len(), 28);
         }
-        Route::Page | Route::Health | Route::Metrics => {
+        Route::App { upgrade: None } | Route::Health | Route::Metrics => {
             assert!(head.method == "GET" || head.method == "HEAD");
         }
         Route::Reject(refusal) => {

@@ -20,8 +20,9 @@ use async_tungstenite::tungstenite::Message;
 use log::{debug, info};
 
 use super::Canvas;
-use super::hub::{ClientId, Event};
-use super::protocol::{self, ClientMessage};
+use super::hub::{ClientId, Event, author_hash};
+use super::protocol::{self, ClientMessage, ErrorCode, ProtocolError};
+use super::registry::Endpoint;
 use crate::metrics::add;
 use crate::outbox::Outbox;
 use crate::rate::TokenBucket;
@@ -36,16 +37,21 @@ pub const INVALID_BUDGET: f64 = 10.0;
 /// captured `conn` in place, where an `async fn` would keep a second copy of
 /// it in every connection's task.
 #[allow(clippy::manual_async_fn)]
-pub fn serve(canvas: Arc<Canvas>, mut conn: Connection) -> impl Future<Output = ()> + Send {
+pub fn serve(canvas: Arc<Canvas>, mut conn: Connection, endpoint: Endpoint) -> impl Future<Output = ()> + Send {
     async move {
-        let id = canvas.next_client_id();
+        let (id, name) = canvas.next_client();
         let peer = conn.peer_addr();
         let (tx, outbox) = Outbox::bounded(canvas.config.outbox_bytes);
-        if canvas.events.send(Event::Join { id, outbox: tx, limit: conn.message_limit() }).await.is_err() {
-            conn.close(CloseCode::Away, "server shutting down").await;
+        let Endpoint { board, viewer, v2 } = endpoint;
+        let events = &board.events;
+        let join = Event::Join { id, name, outbox: tx, limit: conn.message_limit(), v2, viewer };
+        if events.send(join).await.is_err() {
+            info!("{peer}: board {} could not be opened: closing client {id} with 1011", board.name);
+            conn.close(CloseCode::Error, "the board cannot be opened now").await;
             return;
         }
-        info!("{peer}: canvas client {id} connected");
+        let role = if viewer { "viewer" } else { "editor" };
+        info!("{peer}: canvas client {id} connected to board {} ({role}, {})", board.name, if v2 { "v2" } else { "v1" });
         conn.limit_rate(canvas.config.rate_limit, canvas.config.rate_burst);
         let mut invalid = TokenBucket::new(1.0, INVALID_BUDGET);
         let metrics = &canvas.metrics;
@@ -69,13 +75,20 @@ pub fn serve(canvas: Arc<Canvas>, mut conn: Connection) -> impl Future<Output = 
                 break;
             }
             match parsed {
+                Ok(message) if viewer && changes_the_board(&message) => {
+                    debug!("{peer}: viewer {id} tried to change the board");
+                    let error = ProtocolError::new(ErrorCode::ReadOnly, "this is a view-only link");
+                    if conn.send(Message::Text(error.encode())).await.is_err() {
+                        break;
+                    }
+                }
                 Ok(message) => {
                     // A full hub mailbox makes this client wait, but it keeps
                     // receiving what is queued for it meanwhile.
-                    let sent = match canvas.events.try_send(event(id, message)) {
+                    let sent = match events.try_send(event(id, message)) {
                         Ok(()) => true,
                         Err(TrySendError::Full(event)) => {
-                            conn.deliver_until(&outbox, canvas.events.send(event)).await.is_some_and(|r| r.is_ok())
+                            conn.deliver_until(&outbox, events.send(event)).await.is_some_and(|r| r.is_ok())
                         }
                         Err(TrySendError::Closed(_)) => false,
                     };
@@ -98,15 +111,30 @@ pub fn serve(canvas: Arc<Canvas>, mut conn: Connection) -> impl Future<Output = 
                 }
             }
         }
-        let _ = canvas.events.send(Event::Leave { id }).await;
+        let _ = events.send(Event::Leave { id }).await;
         info!("{peer}: canvas client {id} disconnected");
     }
 }
 
+/// What a viewer may not send.
+fn changes_the_board(message: &ClientMessage) -> bool {
+    matches!(
+        message,
+        ClientMessage::Draw(_)
+            | ClientMessage::Clear
+            | ClientMessage::Undo
+            | ClientMessage::Redo
+            | ClientMessage::CanvasRequest
+    )
+}
+
 fn event(from: ClientId, message: ClientMessage) -> Event {
     match message {
-        ClientMessage::Draw(draw) => Event::Draw { from, draw: draw.encode() },
+        ClientMessage::Draw(draw) => Event::Draw { from, stroke: draw.stroke, draw: draw.encode() },
         ClientMessage::Clear => Event::Clear { from },
+        ClientMessage::Undo => Event::Undo { from },
+        ClientMessage::Redo => Event::Redo { from },
+        ClientMessage::Hello { author } => Event::Hello { from, author: author_hash(b"author:", &author) },
         ClientMessage::CanvasRequest => Event::CanvasRequest { from },
         ClientMessage::CanvasState { client_id, data } => Event::CanvasState { from, client_id, data },
     }

@@ -11,7 +11,7 @@ pub(crate) const SNAPSHOT_ENVELOPE_BYTES: usize = 1024;
 /// Settings of the canvas application: board store, sync and per-client limits.
 #[derive(Clone, Debug)]
 pub struct CanvasConfig {
-    /// Where the board (snapshot and journal) is kept.
+    /// Where the boards are kept.
     pub data_dir: PathBuf,
     /// How long a peer has to answer a `canvasRequest` before the next one is asked.
     pub sync_timeout: Duration,
@@ -25,11 +25,42 @@ pub struct CanvasConfig {
     pub rate_burst: f64,
     /// Bytes that may wait in one client's outbox before it is closed as too slow.
     pub outbox_bytes: usize,
-    /// Journal length (draws) at which the server asks a peer for a snapshot.
-    pub journal_limit: usize,
     /// Peers that may be sending a snapshot at once (each may hold up to
     /// `max_snapshot_bytes` in memory while it arrives).
     pub max_snapshot_uploads: usize,
+    /// Who answers a v1 newcomer's sync.
+    pub sync: SyncMode,
+    /// Newest items (strokes and clears) per board that can still be undone;
+    /// older ones are painted into the board's floor.
+    pub undo_strokes: usize,
+    /// Boards that may exist in the data dir.
+    pub max_boards: usize,
+    /// Boards held in memory at once.
+    pub max_loaded_boards: usize,
+    /// How long a board stays loaded after its last client left.
+    pub board_unload: Duration,
+}
+
+/// Who answers a v1 newcomer's sync (`--sync`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SyncMode {
+    /// The server, from its own picture of the board.
+    #[default]
+    Server,
+    /// The longest-connected synced v1 editor, then the next, then the server.
+    Peers,
+}
+
+impl std::str::FromStr for SyncMode {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<SyncMode, ()> {
+        match text {
+            "server" => Ok(SyncMode::Server),
+            "peers" => Ok(SyncMode::Peers),
+            _ => Err(()),
+        }
+    }
 }
 
 impl Default for CanvasConfig {
@@ -43,8 +74,12 @@ impl Default for CanvasConfig {
             rate_limit: 1000.0,
             rate_burst: 2000.0,
             outbox_bytes: 1024 * 1024,
-            journal_limit: 20_000,
             max_snapshot_uploads: 8,
+            sync: SyncMode::Server,
+            undo_strokes: 500,
+            max_boards: 1000,
+            max_loaded_boards: 32,
+            board_unload: Duration::from_secs(60),
         }
     }
 }
@@ -83,8 +118,10 @@ impl CanvasConfig {
         }
         for (setting, value) in [
             ("max-snapshot-bytes", self.max_snapshot_bytes),
-            ("journal-limit", self.journal_limit),
             ("max-snapshot-uploads", self.max_snapshot_uploads),
+            ("undo-strokes", self.undo_strokes),
+            ("max-boards", self.max_boards),
+            ("max-loaded-boards", self.max_loaded_boards),
         ] {
             if value == 0 {
                 return invalid(setting, "must be at least 1".into());
@@ -107,7 +144,7 @@ mod tests {
     fn a_snapshot_larger_than_the_message_limit_is_refused() {
         let canvas = CanvasConfig { max_snapshot_bytes: 16 * 1024 * 1024, ..CanvasConfig::default() };
         assert_eq!(canvas.validate(&ServerConfig::default()).unwrap_err().setting, "max-message-bytes");
-        let canvas = CanvasConfig { journal_limit: 0, ..CanvasConfig::default() };
-        assert_eq!(canvas.validate(&ServerConfig::default()).unwrap_err().setting, "journal-limit");
+        let canvas = CanvasConfig { undo_strokes: 0, ..CanvasConfig::default() };
+        assert_eq!(canvas.validate(&ServerConfig::default()).unwrap_err().setting, "undo-strokes");
     }
 }

@@ -1,37 +1,18 @@
-//! The hub: the one broadcaster task that owns the client list, the pending canvas syncs and the board.
+//! One loaded board's hub: the actor that owns the board's clients and its model.
 //!
-//! Client tasks send it [`Event`]s through one bounded channel. The hub never
-//! waits for a client: it pushes into each client's byte-bounded [`Outbox`]
-//! and evicts (close 1008) a client whose outbox is full. Time-based work
-//! (sync timeouts, coalesced `clientCount`, journal flushes) runs off one
-//! timer set to the earliest deadline.
-//!
-//! Decisions where PROTOCOL.md leaves room:
-//! - `clientCount` is sent at most once per 50 ms (the first change at once),
-//!   always with the latest number.
-//! - `clientCount` is the first message a newcomer gets.
-//! - A sync asks at most [`MAX_SYNC_ATTEMPTS`] peers, oldest first, skipping
-//!   peers whose own sync is still pending; then the server answers from its board.
-//! - One peer is asked at a time: a sync that starts while another waits for
-//!   its peer waits too, and is answered from the board once that snapshot
-//!   is in, so no peer uploads a snapshot per newcomer in a join storm.
-//! - A client's own `canvasRequest` starts a sync at most once per
-//!   [`CANVAS_REQUEST_COOLDOWN`], and only once the board sent to it before
-//!   has left its outbox; until then it waits (one at a time, per client).
-//! - A sync's bytes never count against the newcomer's outbox limit: the
-//!   board's snapshot and journal are shared with the outbox, not copied,
-//!   so a newcomer costs its queue's slots, not a copy of the board.
-//! - A snapshot forwarded to a newcomer becomes the board's base image when
-//!   draws were journaled since the last one; the journal keeps every draw
-//!   from the moment the peer was asked (a draw painted twice looks the same).
-//!   It is written to disk at most every [`SNAPSHOT_SAVE_INTERVAL`]; until
-//!   then the disk keeps the older snapshot and every draw since.
-//! - Past `journal-limit` draws the server collects a snapshot (`"clientId":"server"`);
-//!   if no peer delivers one the journal keeps growing up to 5x the limit,
-//!   then its oldest draws are dropped from the store.
+//! Client tasks send [`Event`]s; the hub relays draws to every other client
+//! at once (v1 and v2 forms of the same draw), applies every change to its
+//! [`Board`] model and hands the same [`Op`] to the board's store task, which
+//! paints and writes to disk: nothing slow runs here. Syncs are answered from
+//! the floor image the store last encoded plus the items above it; with
+//! `--sync peers` a v1 newcomer's sync is asked of a peer first
+//! ([`super::peer_sync`]). Broadcasts of `clientCount` are coalesced to one
+//! per [`COUNT_INTERVAL`]; a v1 client is synced again after an undo or redo
+//! at most once per [`V1_RESYNC_INTERVAL`]. With no client left, the board is
+//! unloaded after `--board-unload-secs`.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::{Message, Utf8Bytes};
@@ -39,59 +20,84 @@ use futures_lite::future::FutureExt;
 use log::{debug, info, warn};
 use smol::Timer;
 
-use super::CanvasMetrics;
-use super::board::{Board, StoreOp};
-use super::config::{CanvasConfig, SNAPSHOT_ENVELOPE_BYTES};
-use super::protocol::{self, SERVER_CLIENT_ID};
+use super::config::SyncMode;
+use super::model::{Author, Board, Item, Op, Outcome, StrokeKey, visible};
+use super::peer_sync::{Action, PeerSync};
+use super::protocol::{self, ErrorCode, ProtocolError, STROKE_LIMIT};
+use super::registry::{Registry, UnloadGuard};
+use super::store::{StoreError, StoreMsg, StoreNews};
+use super::{CanvasConfig, CanvasMetrics};
 use crate::limit::MessageLimit;
 use crate::metrics::add;
 use crate::outbox::{Outbox, PushError};
 
-/// A client's id: ascending in join order, sent as a decimal string.
+/// A client's number on the server: unique, increasing in connection order.
 pub type ClientId = u64;
 
-/// Most peers asked for one sync before the server answers from its board.
-pub const MAX_SYNC_ATTEMPTS: u32 = 3;
 /// Shortest time between two `clientCount` broadcasts.
 pub const COUNT_INTERVAL: Duration = Duration::from_millis(50);
-/// Shortest time between two snapshot writes: every join brings a snapshot,
-/// and an SD card should not fsync 8 MiB twenty times a second.
-pub const SNAPSHOT_SAVE_INTERVAL: Duration = Duration::from_secs(10);
 /// Shortest time between two syncs a client asks for itself.
 pub const CANVAS_REQUEST_COOLDOWN: Duration = Duration::from_secs(2);
+/// Shortest time between two resyncs of a board's v1 clients after undo or redo (PROTOCOL.md).
+pub const V1_RESYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// How often a held-back `canvasRequest` checks whether its client has read its last sync.
 const UNREAD_SYNC_RECHECK: Duration = Duration::from_millis(100);
 /// Events handled per wake-up before time-based work gets its turn.
 const MAX_EVENTS_PER_WAKE: usize = 1024;
 
-/// What client tasks tell the hub.
+/// What client tasks (and the registry) tell a board's hub.
 #[derive(Debug)]
 pub enum Event {
     /// A client connected; messages for it go to `outbox`.
     Join {
-        /// Its id.
+        /// Its number.
         id: ClientId,
+        /// Its `clientId` on the wire.
+        name: Arc<str>,
         /// Where to put what it should receive.
         outbox: Outbox,
         /// Its cap on incoming messages, raised while it owes a snapshot.
         limit: MessageLimit,
+        /// Speaks v2.
+        v2: bool,
+        /// Connected through a view link.
+        viewer: bool,
     },
     /// A client disconnected.
     Leave {
-        /// Its id.
+        /// Its number.
         id: ClientId,
     },
-    /// A valid draw, already normalized and encoded.
+    /// A valid draw from an editor.
     Draw {
         /// The sender.
         from: ClientId,
-        /// The encoded `draw` message.
+        /// The normalized v1 `draw` message.
         draw: Utf8Bytes,
+        /// A v2 client's stroke number.
+        stroke: Option<u32>,
     },
-    /// `clear` from a client.
+    /// `clear` from an editor.
     Clear {
         /// The sender.
         from: ClientId,
+    },
+    /// `undo` from an editor.
+    Undo {
+        /// The sender.
+        from: ClientId,
+    },
+    /// `redo` from an editor.
+    Redo {
+        /// The sender.
+        from: ClientId,
+    },
+    /// `hello`: the sender's author from now on.
+    Hello {
+        /// The sender.
+        from: ClientId,
+        /// The hash of its author secret.
+        author: Author,
     },
     /// A client asks for a fresh sync for itself.
     CanvasRequest {
@@ -107,6 +113,13 @@ pub enum Event {
         /// The PNG data URL.
         data: String,
     },
+    /// `board.png`: the board as it is now.
+    Export {
+        /// Gets the PNG.
+        reply: async_channel::Sender<Result<Vec<u8>, StoreError>>,
+    },
+    /// The server is stopping: tell the v2 clients.
+    Stopping,
     /// Flush the board; answer on `done` once it is on disk.
     Shutdown {
         /// Answered when the flush is complete: whether the board is saved.
@@ -117,206 +130,411 @@ pub enum Event {
 #[derive(Debug)]
 struct Client {
     id: ClientId,
+    name: Arc<str>,
     outbox: Outbox,
     limit: MessageLimit,
+    v2: bool,
+    viewer: bool,
+    author: Author,
     /// Has a complete board (received a canvasState); only such peers are asked.
     synced: bool,
     /// When its latest `canvasRequest` started a sync (the cooldown runs from here).
     requested_sync_at: Option<Instant>,
+    /// The stroke it is drawing: its number and key.
+    open: Option<(u32, StrokeKey)>,
+    /// Stroke numbers the server makes up for draws without one (from 2^31 up).
+    made_up: u64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Target {
-    Client(ClientId),
-    Server,
+/// Where the hub's board stands, from loading.
+pub struct Start {
+    /// The board's name.
+    pub name: String,
+    /// The model as loaded.
+    pub board: Board,
+    /// The floor as a PNG data URL, `None` while white.
+    pub floor_url: Option<Utf8Bytes>,
+    /// Whether the board exists (something was drawn on it).
+    pub exists: bool,
+    /// The board's view token.
+    pub view: String,
 }
 
-impl Target {
-    /// The `clientId` a `canvasRequest` for this target carries.
-    fn id(self) -> String {
-        match self {
-            Target::Client(id) => id.to_string(),
-            Target::Server => SERVER_CLIENT_ID.to_string(),
-        }
-    }
-}
-
-/// The one sync in progress: a peer asked for a snapshot, or about to be.
-#[derive(Debug)]
-struct PendingSync {
-    /// Who gets the peer's snapshot.
-    target: Target,
-    /// The `clientId` the asked peer was sent (the target's, or that of a
-    /// target that left since).
-    request_id: String,
-    /// Clients whose sync started meanwhile: answered from the board when it ends.
-    waiters: Vec<ClientId>,
-    asked: Option<ClientId>,
-    attempts: u32,
-    deadline: Instant,
-    /// Journal position when the current peer was asked.
-    mark: u64,
-    /// Board epoch (bumped by `clear`) when the sync started.
-    epoch: u64,
-}
-
-impl PendingSync {
-    fn serves(&self, id: ClientId) -> bool {
-        self.target == Target::Client(id) || self.waiters.contains(&id)
-    }
-}
-
-/// The broadcaster actor. Create it with [`Hub::new`], run it with [`Hub::run`].
+/// The broadcaster actor of one board. Create it with [`Hub::new`], run it with [`Hub::run`].
 pub struct Hub {
-    config: CanvasConfig,
+    name: String,
+    view_path: String,
+    config: Arc<CanvasConfig>,
     metrics: Arc<CanvasMetrics>,
+    registry: Arc<Registry>,
     events: async_channel::Receiver<Event>,
-    store: async_channel::Sender<StoreOp>,
+    news: async_channel::Receiver<StoreNews>,
+    store: async_channel::Sender<StoreMsg>,
     clients: Vec<Client>,
-    sync: Option<PendingSync>,
+    board: Board,
+    exists: bool,
+    /// Items committed since the floor image below was encoded, oldest first.
+    pending: VecDeque<Item>,
+    floor_url: Utf8Bytes,
+    floor_committed: u64,
+    peers: PeerSync,
     /// Clients' own `canvasRequest`s held back by the cooldown, and when they are due.
     resyncs: Vec<(ClientId, Instant)>,
-    board: Board,
-    epoch: u64,
-    unflushed: Vec<Utf8Bytes>,
-    flush_at: Option<Instant>,
+    v1_resync_at: Option<Instant>,
+    v1_resynced_at: Option<Instant>,
     count_dirty: bool,
     count_sent_at: Option<Instant>,
-    compact_at: usize,
-    /// Peers allowed to send a large message (a snapshot) now, and until when.
-    uploads: Vec<(ClientId, Instant)>,
-    /// When a snapshot was last written to disk.
-    snapshot_saved_at: Option<Instant>,
-    /// When the newer snapshot held in memory is due on disk.
-    save_snapshot_at: Option<Instant>,
+    unload_at: Option<Instant>,
+    /// The `notice` every v2 newcomer gets while saving fails.
+    notice: Option<Utf8Bytes>,
     timer: Timer,
     armed: Option<Instant>,
 }
 
 impl Hub {
-    /// A hub over `board`, reading `events` and handing disk work to `store`.
+    /// A hub over a loaded board, reading `events` and the store's `news`, handing changes to `store`.
     pub fn new(
-        config: CanvasConfig,
-        board: Board,
+        start: Start,
+        registry: Arc<Registry>,
         events: async_channel::Receiver<Event>,
-        store: async_channel::Sender<StoreOp>,
-        metrics: Arc<CanvasMetrics>,
+        news: async_channel::Receiver<StoreNews>,
+        store: async_channel::Sender<StoreMsg>,
     ) -> Hub {
-        let compact_at = config.journal_limit;
-        let hub = Hub {
+        let (config, metrics) = (registry.config().clone(), registry.metrics().clone());
+        let floor_committed = start.board.committed();
+        Hub {
+            view_path: format!("/v/{}", start.view),
+            name: start.name,
+            peers: PeerSync::new(&config, metrics.clone()),
             config,
             metrics,
+            registry,
             events,
+            news,
             store,
             clients: Vec::new(),
-            sync: None,
+            board: start.board,
+            exists: start.exists,
+            pending: VecDeque::new(),
+            floor_url: start.floor_url.unwrap_or_default(),
+            floor_committed,
             resyncs: Vec::new(),
-            board,
-            epoch: 0,
-            unflushed: Vec::new(),
-            flush_at: None,
+            v1_resync_at: None,
+            v1_resynced_at: None,
             count_dirty: false,
             count_sent_at: None,
-            compact_at,
-            uploads: Vec::new(),
-            snapshot_saved_at: None,
-            save_snapshot_at: None,
+            unload_at: Some(Instant::now()),
+            notice: None,
             timer: Timer::never(),
             armed: None,
-        };
-        hub.update_board_gauges();
-        hub
+        }
     }
 
-    /// Runs until a [`Event::Shutdown`] has been handled (or every sender is gone).
-    pub async fn run(mut self) {
+    /// Runs until the board is unloaded or the server shuts down; returns the
+    /// guard that keeps a reload waiting until the store has flushed.
+    pub async fn run(mut self) -> Option<UnloadGuard> {
+        self.arm(Instant::now());
         loop {
-            let (events, timer) = (&self.events, &mut self.timer);
-            let woke = async { Some(events.recv().await) }
+            let (events, news, timer) = (&self.events, &self.news, &mut self.timer);
+            let woke = async { Woke::Event(events.recv().await.ok()) }
+                .or(async {
+                    match news.recv().await {
+                        Ok(news) => Woke::News(news),
+                        // The store is gone (it logged why): events still come.
+                        Err(_) => std::future::pending().await,
+                    }
+                })
                 .or(async {
                     timer.await;
-                    None
+                    Woke::Time
                 })
                 .await;
-            let mut next = match woke {
-                Some(Ok(event)) => Some(event),
-                Some(Err(_)) => return self.flush(),
-                None => None,
-            };
-            let mut handled = 0;
-            while let Some(event) = next.take() {
-                if let Event::Shutdown { done } = event {
-                    if self.save_snapshot_at.is_some() {
-                        self.save_snapshot(Instant::now());
+            match woke {
+                Woke::Event(None) => return None,
+                Woke::Event(Some(event)) => {
+                    let mut next = Some(event);
+                    let mut handled = 0;
+                    while let Some(event) = next.take() {
+                        if let Event::Shutdown { done } = event {
+                            let _ = self.store.try_send(StoreMsg::Flush { done });
+                            return None;
+                        }
+                        self.handle(event);
+                        handled += 1;
+                        if handled < MAX_EVENTS_PER_WAKE {
+                            next = self.events.try_recv().ok();
+                        }
                     }
-                    self.flush();
-                    let _ = self.store.try_send(StoreOp::Sync(done));
-                    return;
                 }
-                self.handle(event);
-                handled += 1;
-                if handled < MAX_EVENTS_PER_WAKE {
-                    next = self.events.try_recv().ok();
+                Woke::News(news) => self.on_news(news),
+                Woke::Time => {}
+            }
+            let now = Instant::now();
+            if self.unload_at.is_some_and(|at| at <= now) && self.clients.is_empty() {
+                match self.registry.try_unload(&self.name) {
+                    Some(guard) => {
+                        info!("board {}: unloaded ({:?} after its last client left)", self.name, self.config.board_unload);
+                        return Some(guard);
+                    }
+                    // Someone is about to join; look again later.
+                    None => self.unload_at = Some(now + self.config.board_unload),
                 }
             }
-            self.on_time(Instant::now());
+            self.on_time(now);
         }
     }
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::Join { id, outbox, limit } => {
-                debug!("client {id} joined");
-                // The newcomer learns the count first; the others with the next broadcast.
-                let _ = outbox.push(Message::Text(protocol::client_count(self.clients.len() + 1)));
-                // Ids are taken before the Join is sent, so with several executor
-                // threads Joins can arrive out of id order: keep the list sorted.
-                let at = self.clients.partition_point(|c| c.id < id);
-                self.clients.insert(at, Client { id, outbox, limit, synced: false, requested_sync_at: None });
-                self.count_dirty = true;
-                self.start_sync(Target::Client(id));
-            }
+            Event::Join { id, name, outbox, limit, v2, viewer } => self.join(id, name, outbox, limit, v2, viewer),
             Event::Leave { id } => {
-                debug!("client {id} left");
+                debug!("board {}: client {id} left", self.name);
                 self.remove_client(id);
             }
-            Event::Draw { from, draw } => {
-                self.broadcast(&draw, Some(from));
-                add(&self.metrics.draws_relayed, 1);
-                self.journal(draw);
-            }
-            Event::Clear { from } => {
-                info!("client {from} cleared the board");
-                self.broadcast(&protocol::clear(), Some(from));
-                self.board.clear();
-                self.epoch += 1;
-                self.unflushed.clear();
-                self.save_snapshot_at = None;
-                self.compact_at = self.config.journal_limit;
-                self.to_store(StoreOp::Clear);
-                self.update_board_gauges();
-                // A compaction snapshot asked before the clear is of no use now.
-                if self.sync.as_ref().is_some_and(|s| s.target == Target::Server) {
-                    self.sync.take().into_iter().flat_map(|s| s.waiters).for_each(|id| self.answer_from_board(id));
+            Event::Draw { from, draw, stroke } => self.draw(from, draw, stroke),
+            Event::Clear { from } => self.clear(from),
+            Event::Undo { from } => self.undo(from),
+            Event::Redo { from } => self.redo(from),
+            Event::Hello { from, author } => {
+                if let Some(client) = self.client_mut(from) {
+                    client.author = author;
+                    client.open = None;
                 }
             }
             Event::CanvasRequest { from } => self.on_canvas_request(from, Instant::now()),
-            Event::CanvasState { from, client_id, data } => self.on_canvas_state(from, &client_id, data),
+            Event::CanvasState { from, client_id, data } => {
+                if self.config.sync == SyncMode::Peers {
+                    let mut actions = Vec::new();
+                    self.peers.on_state(from, &client_id, data, &mut actions);
+                    self.carry_out(actions);
+                } else {
+                    debug!("board {}: client {from} sent a canvasState; the server answers syncs itself", self.name);
+                    add(&self.metrics.canvas_states_dropped, 1);
+                }
+            }
+            Event::Export { reply } => {
+                add(&self.metrics.exports, 1);
+                let _ = self.store.try_send(StoreMsg::Export { reply });
+            }
+            Event::Stopping => {
+                let notice = protocol::notice("shutting_down", "the server is stopping and will be back");
+                self.to_v2(&notice);
+            }
             Event::Shutdown { .. } => unreachable!("handled in run"),
+        }
+    }
+
+    fn join(&mut self, id: ClientId, name: Arc<str>, outbox: Outbox, limit: MessageLimit, v2: bool, viewer: bool) {
+        debug!("board {}: client {id} joined ({}, {})", self.name, if v2 { "v2" } else { "v1" }, if viewer { "viewer" } else { "editor" });
+        self.unload_at = None;
+        if v2 {
+            let board = (!viewer).then_some((self.name.as_str(), self.view_path.as_str()));
+            let role = if viewer { "viewer" } else { "editor" };
+            let _ = outbox.push(Message::Text(protocol::welcome(&name, role, board)));
+        }
+        // The newcomer learns the count first; the others with the next broadcast.
+        let _ = outbox.push(Message::Text(protocol::client_count(self.clients.len() + 1)));
+        // Numbers are taken before the Join is sent, so with several executor
+        // threads Joins can arrive out of order: keep the list sorted.
+        let at = self.clients.partition_point(|c| c.id < id);
+        let author = connection_author(&name);
+        let client = Client {
+            id,
+            name: name.clone(),
+            outbox,
+            limit,
+            v2,
+            viewer,
+            author,
+            synced: false,
+            requested_sync_at: None,
+            open: None,
+            made_up: STROKE_LIMIT,
+        };
+        self.clients.insert(at, client);
+        self.count_dirty = true;
+        self.metrics_clients(1);
+        self.sync(id, &name, v2);
+        if v2 && let Some(notice) = self.notice.clone() {
+            self.send_to(id, notice);
+        }
+    }
+
+    /// A newcomer's sync, or a client's own `canvasRequest`: a v1 client's is
+    /// asked of a peer with `--sync peers`; everything else comes from the board.
+    fn sync(&mut self, id: ClientId, name: &str, v2: bool) {
+        if self.config.sync == SyncMode::Peers && !v2 {
+            let peers = self.peer_candidates();
+            let mut actions = Vec::new();
+            self.peers.start(id, name, Instant::now(), &peers, &mut actions);
+            self.carry_out(actions);
+        } else {
+            self.send_board(id);
+        }
+    }
+
+    /// The synced v1 editors, oldest first: who may be asked for a snapshot.
+    /// (A v2 client holds the server's own picture: asking it adds nothing.)
+    fn peer_candidates(&self) -> Vec<ClientId> {
+        self.clients.iter().filter(|c| c.synced && !c.v2 && !c.viewer).map(|c| c.id).collect()
+    }
+
+    fn carry_out(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Ask { peer, request } => {
+                    // A failed push removes the peer, which makes the sync due again.
+                    self.send_to(peer, request);
+                }
+                Action::Forward { to, data } => {
+                    let Some(client) = self.client_mut(to) else { continue };
+                    client.synced = true;
+                    let frames = protocol::canvas_state_frames(&client.name, &data);
+                    if client.outbox.push_exempt(frames).is_err() {
+                        self.remove_client(to);
+                    }
+                }
+                Action::FromServer(id) => self.send_board(id),
+                Action::Limit { peer, bytes } => {
+                    if let Some(client) = self.client_mut(peer) {
+                        client.limit.set(bytes);
+                    }
+                }
+            }
+        }
+    }
+
+    fn draw(&mut self, from: ClientId, draw: Utf8Bytes, stroke: Option<u32>) {
+        let Some(index) = self.index(from) else { return };
+        if !self.exists && !self.come_into_being(index) {
+            return;
+        }
+        let client = &mut self.clients[index];
+        let key = match (stroke, &client.open) {
+            (Some(n), Some((open, key))) if client.v2 && n == *open => key.clone(),
+            (Some(n), _) if client.v2 => {
+                let key = StrokeKey(format!("{}.{n}", client.name).into());
+                client.open = Some((n, key.clone()));
+                key
+            }
+            // A draw without a stroke number is a stroke of its own.
+            _ => {
+                client.made_up += 1;
+                client.open = None;
+                StrokeKey(format!("{}.{}", client.name, client.made_up).into())
+            }
+        };
+        let author = client.author;
+        let v2 = self.clients.iter().any(|c| c.v2 && c.id != from).then(|| protocol::v2_draw(&draw, key.as_str()));
+        self.broadcast(from, &draw, v2.as_ref());
+        add(&self.metrics.draws_relayed, 1);
+        self.apply(Op::Draw { key, author, draw });
+    }
+
+    /// The first change to a board that does not exist yet: within `--max-boards` it comes into being.
+    fn come_into_being(&mut self, index: usize) -> bool {
+        if self.registry.create(&self.name) {
+            self.exists = true;
+            return true;
+        }
+        let client = &self.clients[index];
+        let limit = self.config.max_boards;
+        info!("board {}: client {} drew on a new board while {limit} boards exist (--max-boards)", self.name, client.id);
+        let error = ProtocolError::new(ErrorCode::BoardLimit, format!("this server holds {limit} boards, its limit"));
+        self.send_to(client.id, error.encode());
+        false
+    }
+
+    fn clear(&mut self, from: ClientId) {
+        let Some(index) = self.index(from) else { return };
+        info!("board {}: client {from} cleared the board", self.name);
+        let clear = protocol::clear();
+        self.broadcast(from, &clear, Some(&clear));
+        if self.exists {
+            let author = self.clients[index].author;
+            self.clients[index].open = None;
+            self.apply(Op::Clear { author });
+        }
+    }
+
+    fn undo(&mut self, from: ClientId) {
+        let Some(author) = self.client_mut(from).map(|c| c.author) else { return };
+        match self.apply(Op::Undo { author }) {
+            Outcome::UndidStroke(key) => {
+                add(&self.metrics.undos, 1);
+                debug!("board {}: client {from} undid stroke {}", self.name, key.as_str());
+                self.to_v2(&protocol::undo(key.as_str()));
+                self.schedule_v1_resync(Instant::now());
+            }
+            Outcome::UndidClear => {
+                add(&self.metrics.undos, 1);
+                info!("board {}: client {from} undid a clear: every client is synced again", self.name);
+                let ids: Vec<ClientId> = self.clients.iter().map(|c| c.id).collect();
+                ids.into_iter().for_each(|id| self.send_board(id));
+            }
+            _ => {}
+        }
+    }
+
+    fn redo(&mut self, from: ClientId) {
+        let Some(author) = self.client_mut(from).map(|c| c.author) else { return };
+        if let Outcome::Redid(key) = self.apply(Op::Redo { author }) {
+            add(&self.metrics.redos, 1);
+            debug!("board {}: client {from} redid stroke {}", self.name, key.as_str());
+            if let Some(stroke) = self.board.stroke(&key) {
+                let message = protocol::redo(key.as_str(), stroke.draws.iter());
+                self.to_v2(&message);
+            }
+            self.schedule_v1_resync(Instant::now());
+        }
+    }
+
+    /// Applies `op` to the model and hands it to the store, if it changed anything.
+    fn apply(&mut self, op: Op) -> Outcome {
+        let mut commits = Vec::new();
+        let outcome = self.board.apply(op.clone(), &mut commits);
+        self.pending.extend(commits);
+        if outcome != Outcome::Nothing && self.store.try_send(StoreMsg::Op(op)).is_err() {
+            warn!("board {}: its store is gone; change not saved", self.name);
+        }
+        outcome
+    }
+
+    fn schedule_v1_resync(&mut self, now: Instant) {
+        if self.v1_resync_at.is_none() && self.clients.iter().any(|c| !c.v2) {
+            let due = self.v1_resynced_at.map_or(now, |at| (at + V1_RESYNC_INTERVAL).max(now));
+            self.v1_resync_at = Some(due);
+        }
+    }
+
+    fn on_news(&mut self, news: StoreNews) {
+        match news {
+            StoreNews::Floor { committed, url } => {
+                let encoded = committed.saturating_sub(self.floor_committed) as usize;
+                self.pending.drain(..encoded.min(self.pending.len()));
+                self.floor_committed = committed;
+                self.floor_url = url.unwrap_or_default();
+            }
+            StoreNews::Saving(problem) => {
+                self.registry.set_problem(&self.name, problem.clone());
+                let notice = match &problem {
+                    Some(problem) => protocol::notice("not_saving", &format!("the board cannot be saved: {problem}")),
+                    None => protocol::notice("saving", "the board is saved again"),
+                };
+                self.notice = problem.is_some().then(|| notice.clone());
+                self.to_v2(&notice);
+            }
         }
     }
 
     /// A client asks to be synced again: at most once per cooldown, and only
     /// once it has read the board it was sent before; until then the request waits.
     fn on_canvas_request(&mut self, from: ClientId, now: Instant) {
-        if self.sync.as_ref().is_some_and(|s| s.serves(from)) || self.resyncs.iter().any(|(id, _)| *id == from) {
-            debug!("client {from} asked for a sync while one is in flight; ignored");
+        if self.peers.serves(from) || self.resyncs.iter().any(|(id, _)| *id == from) {
+            debug!("board {}: client {from} asked for a sync while one is in flight; ignored", self.name);
             return;
         }
-        let Ok(index) = self.clients.binary_search_by_key(&from, |c| c.id) else {
-            return;
-        };
-        let client = &mut self.clients[index];
+        let Some(client) = self.client_mut(from) else { return };
         let cooldown = client.requested_sync_at.map(|at| at + CANVAS_REQUEST_COOLDOWN).filter(|due| now < *due);
         let unread = client.outbox.exempt_queued() > 0;
         match (cooldown, unread) {
@@ -324,305 +542,116 @@ impl Hub {
             (None, true) => self.resyncs.push((from, now + UNREAD_SYNC_RECHECK)),
             (None, false) => {
                 client.requested_sync_at = Some(now);
-                self.start_sync(Target::Client(from));
+                let (name, v2) = (client.name.clone(), client.v2);
+                self.sync(from, &name, v2);
             }
         }
     }
 
-    fn on_canvas_state(&mut self, from: ClientId, client_id: &str, data: String) {
-        let asked = self.sync.as_ref().is_some_and(|s| s.asked == Some(from) && s.request_id == client_id);
-        // One sync at a time: whatever `from` sent, it owes nothing else now.
-        self.end_upload(from);
-        let Some(sync) = self.sync.take_if(|_| asked) else {
-            debug!("client {from}: canvasState for {client_id:?} not asked for or too late; dropped");
-            add(&self.metrics.canvas_states_dropped, 1);
-            return;
-        };
-        // Shared by the newcomer's outbox and the board: one copy, whoever holds it.
-        let data = Utf8Bytes::from(data);
-        if let Target::Client(id) = sync.target {
-            debug!("client {from} answered the sync for client {id} ({} bytes)", data.len());
-            add(&self.metrics.syncs_from_peers, 1);
-            self.send_state(id, &data);
-        }
-        let news = sync.mark > self.board.base_seq || self.board.snapshot.is_none() || sync.target == Target::Server;
-        if sync.epoch == self.epoch && news {
-            let kept = self.board.set_snapshot(data, sync.mark).len();
-            self.compact_at = self.config.journal_limit.max(kept + self.config.journal_limit / 4);
-            debug!("board snapshot from client {from}; {kept} draw(s) kept after it");
-            let now = Instant::now();
-            match self.snapshot_saved_at {
-                Some(at) if now < at + SNAPSHOT_SAVE_INTERVAL => {
-                    self.save_snapshot_at = Some(at + SNAPSHOT_SAVE_INTERVAL)
-                }
-                _ => self.save_snapshot(now),
-            }
-            self.update_board_gauges();
-        }
-        for id in sync.waiters {
-            self.answer_from_board(id);
+    /// The server's own sync: the floor (or `""` when a live clear hides it,
+    /// or it is white), then every visible live stroke's draws, in order.
+    fn send_board(&mut self, id: ClientId) {
+        let Some(index) = self.index(id) else { return };
+        add(&self.metrics.syncs_from_server, 1);
+        let client = &self.clients[index];
+        let (floor_shows, strokes) = visible(self.pending.iter().chain(self.board.items().iter()));
+        let empty = Utf8Bytes::from_static("");
+        let state = protocol::canvas_state_frames(&client.name, if floor_shows { &self.floor_url } else { &empty });
+        let v2 = client.v2;
+        let draws = strokes.into_iter().flat_map(|stroke| {
+            stroke.draws.iter().map(move |draw| {
+                Message::Text(if v2 { protocol::v2_draw(draw, stroke.key.as_str()) } else { draw.clone() })
+            })
+        });
+        // The sync shares the floor's bytes (and a v1 client's, the draws'),
+        // and does not count against the outbox limit: a newcomer is never
+        // "too slow" for a large board.
+        let pushed = client.outbox.push_exempt(state.into_iter().chain(draws)).is_ok();
+        self.clients[index].synced = true;
+        if !pushed {
+            self.remove_client(id);
         }
     }
 
-    /// Writes the board's snapshot and the draws after it, replacing the
-    /// files. Until then the disk holds an older snapshot and every draw
-    /// since, which paints the same board.
-    fn save_snapshot(&mut self, now: Instant) {
-        self.snapshot_saved_at = Some(now);
-        self.save_snapshot_at = None;
-        // The rewrite carries every journaled draw, the unflushed ones too.
-        self.unflushed.clear();
-        self.flush_at = None;
-        let snapshot = self.board.snapshot.clone().unwrap_or_default();
-        info!("saving the board: a snapshot and {} draw(s) after it", self.board.journal.len());
-        self.to_store(StoreOp::Snapshot(snapshot, self.board.journal.iter().cloned().collect()));
-    }
-
-    fn journal(&mut self, draw: Utf8Bytes) {
-        self.board.journal.push_back(draw.clone());
-        self.unflushed.push(draw);
-        if self.flush_at.is_none() {
-            self.flush_at = Some(Instant::now() + self.config.flush_interval);
-        }
-        let len = self.board.journal.len();
-        // A sync in flight brings a snapshot too.
-        if len >= self.compact_at && self.sync.is_none() {
-            info!("journal holds {len} draws: asking a peer for a snapshot");
-            self.start_sync(Target::Server);
-        }
-        let hard_limit = self.config.journal_limit.saturating_mul(5);
-        if len > hard_limit {
-            warn!(
-                "journal passed {hard_limit} draws with no snapshot from any peer: dropping its oldest {}",
-                self.config.journal_limit
-            );
-            self.flush();
-            self.board.drop_oldest(self.config.journal_limit);
-            if self.save_snapshot_at.is_some() {
-                self.save_snapshot(Instant::now());
-            } else {
-                self.to_store(StoreOp::Rewrite(self.board.journal.iter().cloned().collect()));
-            }
-        }
-        self.metrics.journal_draws.store(self.board.journal.len() as u64, Ordering::Relaxed);
-    }
-
-    fn flush(&mut self) {
-        self.flush_at = None;
-        if !self.unflushed.is_empty() {
-            let draws = std::mem::take(&mut self.unflushed);
-            self.to_store(StoreOp::Append(draws));
-        }
-    }
-
-    fn to_store(&self, op: StoreOp) {
-        // Unbounded: ops come at most once per flush interval or per sync.
-        if self.store.try_send(op).is_err() {
-            warn!("board store is gone; change not saved");
-        }
-    }
-
-    fn update_board_gauges(&self) {
-        let snapshot = self.board.snapshot.as_ref().map_or(0, |s| s.len());
-        self.metrics.snapshot_bytes.store(snapshot as u64, Ordering::Relaxed);
-        self.metrics.journal_draws.store(self.board.journal.len() as u64, Ordering::Relaxed);
-    }
-
-    /// Pushes `message` to every client but `except`; evicts those that are full.
-    fn broadcast(&mut self, message: &Utf8Bytes, except: Option<ClientId>) {
+    /// Pushes a draw (or clear) to every client but `from`: `v1` to v1
+    /// clients, `v2` to v2 clients; evicts those that are full.
+    fn broadcast(&mut self, from: ClientId, v1: &Utf8Bytes, v2: Option<&Utf8Bytes>) {
         let before = self.clients.len();
         let metrics = &self.metrics;
-        self.clients.retain(|client| Some(client.id) == except || push(client, message, metrics));
+        self.clients.retain(|client| {
+            let message = if client.v2 { v2.unwrap_or(v1) } else { v1 };
+            client.id == from || push(client, message, metrics)
+        });
         if self.clients.len() != before {
-            self.clients_removed();
+            self.clients_removed(before - self.clients.len());
+        }
+    }
+
+    /// Pushes `message` to every v2 client.
+    fn to_v2(&mut self, message: &Utf8Bytes) {
+        let before = self.clients.len();
+        let metrics = &self.metrics;
+        self.clients.retain(|client| !client.v2 || push(client, message, metrics));
+        if self.clients.len() != before {
+            self.clients_removed(before - self.clients.len());
         }
     }
 
     /// Pushes `message` to one client; `false` (and the client removed) if that failed.
     fn send_to(&mut self, id: ClientId, message: Utf8Bytes) -> bool {
-        let Ok(index) = self.clients.binary_search_by_key(&id, |c| c.id) else {
-            return false;
-        };
+        let Some(index) = self.index(id) else { return false };
         if push(&self.clients[index], &message, &self.metrics) {
             return true;
         }
         self.clients.remove(index);
-        self.clients_removed();
+        self.clients_removed(1);
         false
     }
 
     fn remove_client(&mut self, id: ClientId) {
-        if let Ok(index) = self.clients.binary_search_by_key(&id, |c| c.id) {
+        if let Some(index) = self.index(id) {
             self.clients.remove(index);
-            self.clients_removed();
+            self.clients_removed(1);
         }
     }
 
-    /// After clients left: drop them from the sync, re-ask if they were its peer.
-    fn clients_removed(&mut self) {
+    /// After clients left: the count is due, the peer sync forgets them, and
+    /// the unload delay starts when the last one went.
+    fn clients_removed(&mut self, gone: usize) {
         self.count_dirty = true;
-        self.metrics.clients.store(self.clients.len() as u64, Ordering::Relaxed);
+        self.metrics_clients(-(gone as i64));
         let clients = &self.clients;
         let present = |id: ClientId| clients.binary_search_by_key(&id, |c| c.id).is_ok();
-        self.uploads.retain(|(id, _)| present(*id));
         self.resyncs.retain(|(id, _)| present(*id));
-        let Some(sync) = &mut self.sync else {
-            return;
-        };
-        sync.waiters.retain(|id| present(*id));
-        if let Target::Client(id) = sync.target
-            && !present(id)
-        {
-            // The peer's answer still serves whoever waits; it names the old id.
-            if sync.waiters.is_empty() {
-                self.sync = None;
-                return;
-            }
-            sync.target = Target::Client(sync.waiters.remove(0));
-        }
-        if sync.asked.is_some_and(|id| !present(id)) {
-            sync.deadline = Instant::now();
+        self.peers.clients_left(present);
+        if self.clients.is_empty() {
+            self.unload_at = Some(Instant::now() + self.config.board_unload);
         }
     }
 
-    /// Starts a sync for `target`, or lets it wait for the one in flight.
-    fn start_sync(&mut self, target: Target) {
-        let now = Instant::now();
-        if let Some(sync) = &mut self.sync {
-            // A compaction needs no sync of its own: the one in flight brings a snapshot.
-            if let Target::Client(id) = target
-                && !sync.serves(id)
-            {
-                sync.waiters.push(id);
-            }
-            return;
-        }
-        let sync = PendingSync {
-            target,
-            request_id: target.id(),
-            waiters: Vec::new(),
-            asked: None,
-            attempts: 0,
-            deadline: now,
-            mark: 0,
-            epoch: self.epoch,
-        };
-        self.sync = Some(sync);
-        self.advance_sync(now);
-    }
-
-    /// Moves the sync to its next peer once its deadline passed, or ends it.
-    fn advance_sync(&mut self, now: Instant) {
-        while let Some(sync) = self.sync.as_ref().filter(|s| s.deadline <= now) {
-            if let Some(asked) = sync.asked {
-                debug!("client {asked} did not answer the sync for {:?} in time", sync.target);
-                add(&self.metrics.sync_timeouts, 1);
-            }
-            let after = sync.asked.unwrap_or(0);
-            let candidate = if sync.attempts < MAX_SYNC_ATTEMPTS {
-                self.clients.iter().find(|c| c.synced && c.id > after && !sync.serves(c.id)).map(|c| c.id)
-            } else {
-                None
-            };
-            match candidate.filter(|peer| self.allow_upload(*peer, now)) {
-                Some(peer) => {
-                    let mark = self.board.next_seq();
-                    let Some(sync) = self.sync.as_mut() else { return };
-                    sync.asked = Some(peer);
-                    sync.attempts += 1;
-                    sync.deadline = now + self.config.sync_timeout;
-                    sync.mark = mark;
-                    let request = protocol::canvas_request(&sync.request_id);
-                    // A failed push removes the peer, which makes this sync due again.
-                    self.send_to(peer, request);
-                }
-                None => {
-                    let Some(sync) = self.sync.take() else { return };
-                    match sync.target {
-                        Target::Client(id) => self.answer_from_board(id),
-                        Target::Server => {
-                            self.compact_at = self.board.journal.len() + self.config.journal_limit / 4;
-                            debug!("no peer gave a snapshot; next try at {} draws", self.compact_at);
-                        }
-                    }
-                    for id in sync.waiters {
-                        self.answer_from_board(id);
-                    }
-                }
-            }
+    fn metrics_clients(&self, change: i64) {
+        use std::sync::atomic::Ordering;
+        if change >= 0 {
+            self.metrics.clients.fetch_add(change as u64, Ordering::Relaxed);
+        } else {
+            self.metrics.clients.fetch_sub(change.unsigned_abs(), Ordering::Relaxed);
         }
     }
 
-    /// Lets `peer` send one large message (a snapshot) for a while, if fewer
-    /// than `max-snapshot-uploads` peers may do so now. Every other client is
-    /// held to [`super::SMALL_MESSAGE_BYTES`], so stalled half-sent messages
-    /// cannot pile up in memory.
-    fn allow_upload(&mut self, peer: ClientId, now: Instant) -> bool {
-        let until = now + self.config.sync_timeout * 3;
-        if let Some(upload) = self.uploads.iter_mut().find(|(id, _)| *id == peer) {
-            upload.1 = until;
-            return true;
-        }
-        if self.uploads.len() >= self.config.max_snapshot_uploads {
-            debug!("{} peers are already sending snapshots; not asking client {peer}", self.uploads.len());
-            return false;
-        }
-        let Ok(index) = self.clients.binary_search_by_key(&peer, |c| c.id) else {
-            return false;
-        };
-        self.clients[index].limit.set(self.config.max_snapshot_bytes + SNAPSHOT_ENVELOPE_BYTES);
-        self.uploads.push((peer, until));
-        true
+    fn index(&self, id: ClientId) -> Option<usize> {
+        self.clients.binary_search_by_key(&id, |c| c.id).ok()
     }
 
-    /// Takes the large-message allowance back from `peer`.
-    fn end_upload(&mut self, peer: ClientId) {
-        self.uploads.retain(|(id, _)| *id != peer);
-        if let Ok(index) = self.clients.binary_search_by_key(&peer, |c| c.id) {
-            self.clients[index].limit.set(super::SMALL_MESSAGE_BYTES);
-        }
-    }
-
-    /// Sends client `id` a `canvasState` with `data` (shared, not copied) and marks it synced.
-    fn send_state(&mut self, id: ClientId, data: &Utf8Bytes) {
-        let Ok(index) = self.clients.binary_search_by_key(&id, |c| c.id) else {
-            return;
-        };
-        let client = &mut self.clients[index];
-        client.synced = true;
-        if client.outbox.push_exempt(protocol::canvas_state_frames(&id.to_string(), data)).is_err() {
-            self.remove_client(id);
-        }
-    }
-
-    /// The server's own answer: its snapshot (or `""`), then every journaled draw.
-    fn answer_from_board(&mut self, id: ClientId) {
-        let Ok(index) = self.clients.binary_search_by_key(&id, |c| c.id) else {
-            return;
-        };
-        debug!("answering the sync for client {id} from the board ({} draws)", self.board.journal.len());
-        add(&self.metrics.syncs_from_server, 1);
-        let client = &mut self.clients[index];
-        client.synced = true;
-        let empty = Utf8Bytes::from_static("");
-        let state = protocol::canvas_state_frames(&id.to_string(), self.board.snapshot.as_ref().unwrap_or(&empty));
-        // The replay shares the snapshot's and the journal's bytes, and does
-        // not count against the outbox limit: a newcomer is never "too slow"
-        // for a large board, and costs a queue slot per draw, not a copy.
-        let replay = state.into_iter().chain(self.board.journal.iter().map(|draw| Message::Text(draw.clone())));
-        if client.outbox.push_exempt(replay).is_err() {
-            self.remove_client(id);
-        }
+    fn client_mut(&mut self, id: ClientId) -> Option<&mut Client> {
+        self.index(id).map(|index| &mut self.clients[index])
     }
 
     fn on_time(&mut self, now: Instant) {
-        self.advance_sync(now);
-        let expired: Vec<ClientId> =
-            self.uploads.iter().filter(|(_, until)| *until <= now).map(|(id, _)| *id).collect();
-        for id in expired {
-            if self.sync.as_ref().is_none_or(|s| s.asked != Some(id)) {
-                self.end_upload(id);
-            }
+        if self.config.sync == SyncMode::Peers {
+            let peers = self.peer_candidates();
+            let mut actions = Vec::new();
+            self.peers.on_time(now, &peers, &mut actions);
+            self.carry_out(actions);
         }
         if self.resyncs.iter().any(|(_, due)| *due <= now) {
             let (due, later) = std::mem::take(&mut self.resyncs).into_iter().partition(|(_, due)| *due <= now);
@@ -631,30 +660,30 @@ impl Hub {
                 self.on_canvas_request(id, now);
             }
         }
+        if self.v1_resync_at.is_some_and(|at| at <= now) {
+            self.v1_resync_at = None;
+            self.v1_resynced_at = Some(now);
+            let v1: Vec<ClientId> = self.clients.iter().filter(|c| !c.v2).map(|c| c.id).collect();
+            debug!("board {}: syncing {} v1 client(s) after undo or redo", self.name, v1.len());
+            v1.into_iter().for_each(|id| self.send_board(id));
+        }
         if self.count_dirty {
             let due = self.count_sent_at.map_or(now, |at| at + COUNT_INTERVAL);
             if due <= now {
                 self.count_dirty = false;
                 self.count_sent_at = Some(now);
-                self.metrics.clients.store(self.clients.len() as u64, Ordering::Relaxed);
-                self.broadcast(&protocol::client_count(self.clients.len()), None);
+                let count = protocol::client_count(self.clients.len());
+                self.broadcast(ClientId::MAX, &count, Some(&count));
             }
-        }
-        if self.save_snapshot_at.is_some_and(|at| at <= now) {
-            self.save_snapshot(now);
-        }
-        if self.flush_at.is_some_and(|at| at <= now) {
-            self.flush();
         }
         self.arm(now);
     }
 
     fn arm(&mut self, now: Instant) {
         let count = self.count_dirty.then(|| self.count_sent_at.map_or(now, |at| at + COUNT_INTERVAL));
-        let upload = self.uploads.iter().map(|(_, until)| *until).min();
-        let sync = self.sync.as_ref().map(|s| s.deadline);
         let resync = self.resyncs.iter().map(|(_, due)| *due).min();
-        let next = [count, self.flush_at, sync, upload, resync, self.save_snapshot_at].into_iter().flatten().min();
+        let unload = self.unload_at.filter(|_| self.clients.is_empty());
+        let next = [count, self.peers.next_deadline(), resync, self.v1_resync_at, unload].into_iter().flatten().min();
         if next != self.armed {
             self.armed = next;
             match next {
@@ -665,6 +694,30 @@ impl Hub {
             }
         }
     }
+}
+
+enum Woke {
+    Event(Option<Event>),
+    News(StoreNews),
+    Time,
+}
+
+/// The author of a client that sent no `hello`: its connection alone (its
+/// `clientId` is never reused).
+fn connection_author(name: &str) -> Author {
+    author_hash(b"connection:", name)
+}
+
+/// The stored form of an author: a hash, never the secret. Never
+/// [`Author::NOBODY`], which marks strokes nobody can undo.
+pub fn author_hash(domain: &[u8], secret: &str) -> Author {
+    let mut sha = sha1_smol::Sha1::new();
+    sha.update(domain);
+    sha.update(secret.as_bytes());
+    let digest = sha.digest().bytes();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    Author(u64::from_le_bytes(first).max(1))
 }
 
 /// Pushes to one client; on a full outbox evicts it. `false` when the client must go.
@@ -678,7 +731,6 @@ fn push(client: &Client, message: &Utf8Bytes, metrics: &CanvasMetrics) -> bool {
                 client.outbox.queued_bytes()
             );
             add(&metrics.slow_clients_closed, 1);
-            client.outbox.evict("too slow: outbox full");
             false
         }
         Err(PushError::Closed(_)) => false,
@@ -687,91 +739,6 @@ fn push(client: &Client, message: &Utf8Bytes, metrics: &CanvasMetrics) -> bool {
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hub").field("clients", &self.clients.len()).field("sync", &self.sync).finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    //! The hub as a pure actor: driven with events, read through its clients' outboxes.
-
-    use std::future::Future;
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    use async_tungstenite::tungstenite::Message;
-
-    use super::*;
-    use crate::canvas::board::Board;
-    use crate::canvas::{CanvasMetrics, SMALL_MESSAGE_BYTES};
-    use crate::limit::MessageLimit;
-    use crate::outbox::OutboxReceiver;
-    use crate::timeout::timeout;
-
-    /// The longest any single step of a test may take before it fails.
-    const WAIT: Duration = Duration::from_secs(5);
-
-    /// Waits for `fut`, failing the test after [`WAIT`].
-    async fn bounded<T>(what: &str, fut: impl Future<Output = T>) -> T {
-        match timeout(WAIT, fut).await {
-            Some(value) => value,
-            None => panic!("timed out after {WAIT:?} waiting for {what}"),
-        }
-    }
-
-    /// A PNG data URL tagged with `tag` (the hub never decodes it).
-    fn png(tag: &str) -> String {
-        format!("data:image/png;base64,{tag}")
-    }
-
-    /// A `canvasState` message as the hub sends it.
-    fn canvas_state(client_id: &str, data: &str) -> String {
-        let quote = |s: &str| serde_json::Value::from(s).to_string();
-        format!(r#"{{"type":"canvasState","clientId":{},"data":{}}}"#, quote(client_id), quote(data))
-    }
-
-    /// The next message in `outbox` that is not a `clientCount`.
-    async fn next_queued(outbox: &OutboxReceiver) -> String {
-        loop {
-            match bounded("a queued message", outbox.recv()).await {
-                Some(Message::Text(text)) if !text.contains(r#""type":"clientCount""#) => return text.to_string(),
-                Some(Message::Text(_)) => {}
-                other => panic!("expected a text message in the outbox, got {other:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn joins_reaching_the_hub_out_of_id_order_still_get_their_sync() {
-        smol::block_on(async {
-            let (events, mailbox) = async_channel::bounded(16);
-            let (store, _ops) = async_channel::unbounded();
-            let config = CanvasConfig { sync_timeout: Duration::from_secs(60), ..Default::default() };
-            let hub = Hub::new(config, Board::default(), mailbox, store, Arc::new(CanvasMetrics::default()));
-            let hub = smol::spawn(hub.run());
-            let join = |id| {
-                let (tx, rx) = Outbox::bounded(1 << 20);
-                (Event::Join { id, outbox: tx, limit: MessageLimit::new(SMALL_MESSAGE_BYTES) }, rx)
-            };
-            let answer =
-                |from, client_id: &str| Event::CanvasState { from, client_id: client_id.into(), data: png("1") };
-
-            let (event, one) = join(1);
-            events.send(event).await.expect("the hub is running");
-            assert_eq!(next_queued(&one).await, canvas_state("1", ""));
-            let (event, three) = join(3);
-            events.send(event).await.expect("the hub is running");
-            assert_eq!(next_queued(&one).await, r#"{"type":"canvasRequest","clientId":"3"}"#);
-            events.send(answer(1, "3")).await.expect("the hub is running");
-            assert_eq!(next_queued(&three).await, canvas_state("3", &png("1")));
-            let (event, two) = join(2);
-            events.send(event).await.expect("the hub is running");
-            assert_eq!(next_queued(&one).await, r#"{"type":"canvasRequest","clientId":"2"}"#);
-            events.send(answer(1, "2")).await.expect("the hub is running");
-            assert_eq!(next_queued(&two).await, canvas_state("2", &png("1")));
-
-            drop(events);
-            bounded("the hub to stop", hub).await;
-        });
+        f.debug_struct("Hub").field("board", &self.name).field("clients", &self.clients.len()).finish_non_exhaustive()
     }
 }

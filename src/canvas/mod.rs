@@ -1,45 +1,49 @@
-//! The canvas app: PROTOCOL.md's drawing board on top of the server core.
+//! The canvas app: PROTOCOL.md's drawing boards on top of the server core.
 //!
-//! [`Canvas`] implements [`App`]: each connection becomes a client task
-//! ([`client`]), all of them feed the one [`hub::Hub`], and the hub keeps the
-//! [`board::Board`], which the store task persists in the data dir.
+//! [`Canvas`] implements [`App`]: it routes board paths ([`names`]), the
+//! [`registry::Registry`] loads each board on demand into its own
+//! [`hub::Hub`] and store task, and each connection becomes a client task
+//! ([`client`]) that feeds its board's hub.
 
-pub(crate) mod board;
 mod client;
 mod config;
 pub(crate) mod hub;
-pub(crate) mod model;
 mod lock;
-mod persist;
+pub(crate) mod model;
+pub(crate) mod names;
+mod peer_sync;
 pub(crate) mod protocol;
+mod registry;
+pub(crate) mod store;
+pub(crate) mod picture;
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use log::{error, warn};
+use log::error;
 
-pub use config::CanvasConfig;
+pub use config::{CanvasConfig, SyncMode};
 
-use crate::app::App;
+use crate::app::{App, Reply, Request, Routed, Spawner};
 use crate::config::{InvalidConfig, ServerConfig};
 use crate::connection::Connection;
 use crate::metrics::write_metric;
 use crate::timeout::timeout;
-use board::{Store, StoreError, StoreOp};
-use hub::{Event, Hub};
 use lock::{DataDirError, DataDirLock};
-use persist::StoreHealth;
+use names::{BoardPath, Resource};
+use registry::{Endpoint, Refused, Registry};
+use store::StoreError;
 
+/// The subprotocol a v2 client offers.
+pub const V2_PROTOCOL: &str = "smolcanvas.v2";
 /// The page served at `/`.
 pub const PAGE: &str = include_str!("../web/index.html");
 /// Largest message a client may send unless the hub asked it for a snapshot:
 /// every other canvas message is well under 1 KiB.
 pub const SMALL_MESSAGE_BYTES: usize = 16 * 1024;
-/// Events that may wait for the hub before client tasks slow down.
-const HUB_MAILBOX: usize = 4096;
-/// How long shutdown waits for the board to reach the disk.
+/// How long shutdown waits for the boards to reach the disk.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Counters of the canvas, shown in `/metrics`.
@@ -65,20 +69,20 @@ pub struct CanvasMetrics {
     pub invalid_closed: AtomicU64,
     /// Clients closed for sending binary frames.
     pub binary_closed: AtomicU64,
-    /// Draws in the journal now.
-    pub journal_draws: AtomicU64,
-    /// Size of the stored snapshot.
-    pub snapshot_bytes: AtomicU64,
-    /// Failed writes to the data dir.
-    pub store_errors: AtomicU64,
-    /// 1 while the board cannot be saved.
-    pub store_degraded: AtomicU64,
+    /// Boards held in memory.
+    pub boards_loaded: AtomicU64,
+    /// Strokes and clears undone.
+    pub undos: AtomicU64,
+    /// Strokes redone.
+    pub redos: AtomicU64,
+    /// `board.png` answers rendered.
+    pub exports: AtomicU64,
 }
 
 impl CanvasMetrics {
     fn render(&self, out: &mut String) {
         let rows: [(&str, &str, &str, &AtomicU64); 14] = [
-            ("smolcanvas_canvas_clients", "gauge", "Canvas clients connected.", &self.clients),
+            ("smolcanvas_canvas_clients", "gauge", "Canvas clients connected, on every board.", &self.clients),
             ("smolcanvas_draws_relayed_total", "counter", "Draws relayed to the other clients.", &self.draws_relayed),
             (
                 "smolcanvas_invalid_messages_total",
@@ -101,7 +105,7 @@ impl CanvasMetrics {
             (
                 "smolcanvas_syncs_from_server_total",
                 "counter",
-                "Canvas syncs answered from the server's board.",
+                "Canvas syncs answered from the server's picture.",
                 &self.syncs_from_server,
             ),
             (
@@ -128,10 +132,10 @@ impl CanvasMetrics {
                 "Clients closed for sending binary frames.",
                 &self.binary_closed,
             ),
-            ("smolcanvas_journal_draws", "gauge", "Draws journaled since the last snapshot.", &self.journal_draws),
-            ("smolcanvas_snapshot_bytes", "gauge", "Size of the stored snapshot.", &self.snapshot_bytes),
-            ("smolcanvas_store_errors_total", "counter", "Failed writes to the data dir.", &self.store_errors),
-            ("smolcanvas_store_degraded", "gauge", "1 while the board cannot be saved.", &self.store_degraded),
+            ("smolcanvas_boards_loaded", "gauge", "Boards held in memory.", &self.boards_loaded),
+            ("smolcanvas_undos_total", "counter", "Strokes and clears undone.", &self.undos),
+            ("smolcanvas_redos_total", "counter", "Strokes redone.", &self.redos),
+            ("smolcanvas_exports_total", "counter", "board.png answers rendered.", &self.exports),
         ];
         for (name, kind, help, value) in rows {
             write_metric(out, name, kind, help, value.load(Ordering::Relaxed));
@@ -144,7 +148,7 @@ impl CanvasMetrics {
 pub enum OpenError {
     /// The data dir cannot be created or written, or another process uses it.
     DataDir(DataDirError),
-    /// The board in the data dir cannot be read.
+    /// The boards in the data dir cannot be read.
     Store(StoreError),
 }
 
@@ -168,14 +172,13 @@ impl std::error::Error for OpenError {
 
 /// The drawing board app.
 pub struct Canvas {
-    config: CanvasConfig,
-    events: async_channel::Sender<Event>,
+    config: Arc<CanvasConfig>,
+    registry: Arc<Registry>,
     next_id: AtomicU64,
+    /// Starts every `clientId` of this run, so ids are never reused across restarts.
+    id_prefix: String,
     metrics: Arc<CanvasMetrics>,
-    health: Arc<StoreHealth>,
-    /// Taken once by [`App::background`].
-    actors: Mutex<Option<(Hub, Store, async_channel::Receiver<StoreOp>)>>,
-    /// Keeps other processes out of the data dir while the board is open.
+    /// Keeps other processes out of the data dir while the boards are open.
     _lock: DataDirLock,
 }
 
@@ -185,23 +188,28 @@ impl std::fmt::Debug for Canvas {
     }
 }
 
+/// Random characters before the counter in a `clientId` (36 bits).
+const CLIENT_ID_PREFIX_CHARS: usize = 6;
+
 impl Canvas {
-    /// Opens (or creates) the board in `config.data_dir`, which must be
-    /// writable and not in use by another process.
+    /// Opens (or creates) the boards in `config.data_dir`, which must be
+    /// writable and not in use by another process. A v1 data dir's board
+    /// becomes board `main` here.
     pub fn open(config: CanvasConfig) -> Result<Canvas, OpenError> {
         let lock = DataDirLock::acquire(&config.data_dir).map_err(OpenError::DataDir)?;
-        let (store, board) = Store::open(&config.data_dir).map_err(OpenError::Store)?;
-        let (events, events_rx) = async_channel::bounded(HUB_MAILBOX);
-        let (store_tx, store_rx) = async_channel::unbounded();
+        store::migrate_v1(&config.data_dir, config.undo_strokes).map_err(OpenError::Store)?;
+        let config = Arc::new(config);
         let metrics = Arc::new(CanvasMetrics::default());
-        let hub = Hub::new(config.clone(), board, events_rx, store_tx, metrics.clone());
+        let registry = Registry::open(config.clone(), metrics.clone()).map_err(OpenError::Store)?;
+        // `-` and `_` would make ids harder to read in logs; letters and digits suffice.
+        let id_prefix: String =
+            names::random_text(CLIENT_ID_PREFIX_CHARS).chars().map(|c| if c.is_ascii_alphanumeric() { c } else { 'x' }).collect();
         Ok(Canvas {
             config,
-            events,
+            registry: Arc::new(registry),
             next_id: AtomicU64::new(1),
+            id_prefix,
             metrics,
-            health: Arc::new(StoreHealth::default()),
-            actors: Mutex::new(Some((hub, store, store_rx))),
             _lock: lock,
         })
     }
@@ -211,14 +219,55 @@ impl Canvas {
         &self.metrics
     }
 
-    fn next_client_id(&self) -> hub::ClientId {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
+    fn next_client(&self) -> (hub::ClientId, Arc<str>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        (id, format!("{}{id}", self.id_prefix).into())
     }
 }
 
 impl App for Canvas {
-    fn page(&self) -> &'static str {
-        PAGE
+    type Endpoint = Endpoint;
+
+    fn route(&self, request: &Request<'_>) -> Routed<Endpoint> {
+        if request.path == "/new" {
+            return Routed::Reply(Reply::see_other(&format!("/b/{}", names::new_name())));
+        }
+        let Some((board, resource)) = names::parse_path(request.path) else {
+            return Routed::NotFound;
+        };
+        match resource {
+            Resource::Page => match board {
+                BoardPath::View(token) if !self.registry.knows_token(token) => Routed::NotFound,
+                _ => Routed::Reply(Reply::html(PAGE)),
+            },
+            Resource::Socket if !request.upgrade => Routed::UpgradeRequired,
+            Resource::Socket => {
+                let v2 = request.offers(V2_PROTOCOL);
+                match self.registry.endpoint(&board, v2) {
+                    Ok(endpoint) => Routed::Socket { endpoint, protocol: v2.then_some(V2_PROTOCOL) },
+                    Err(Refused::NotFound) => Routed::NotFound,
+                    Err(Refused::Unavailable(why)) => {
+                        Routed::Reply(Reply::text(crate::http::Status::Unavailable, format!("503 Service Unavailable: {why}\n")))
+                    }
+                }
+            }
+            Resource::Png => {
+                let registry = self.registry.clone();
+                let board = match board {
+                    BoardPath::Name(name) => (name.to_string(), false),
+                    BoardPath::View(token) => (token.to_string(), true),
+                };
+                Routed::Later(Box::pin(async move {
+                    let path = if board.1 { BoardPath::View(&board.0) } else { BoardPath::Name(&board.0) };
+                    registry.export(path).await
+                }))
+            }
+        }
+    }
+
+    fn public(&self, path: &str) -> bool {
+        // A view link is shared with people who do not have the access key.
+        path.starts_with("/v/")
     }
 
     fn message_limit(&self) -> usize {
@@ -226,7 +275,7 @@ impl App for Canvas {
     }
 
     fn health(&self) -> String {
-        match self.health.problem() {
+        match self.registry.problem() {
             Some(problem) => format!("degraded: {problem}"),
             None => "ok".to_string(),
         }
@@ -238,34 +287,29 @@ impl App for Canvas {
 
     fn write_metrics(&self, out: &mut String) {
         self.metrics.render(out);
+        let stored = self.registry.stored() as u64;
+        write_metric(out, "smolcanvas_boards_stored", "gauge", "Boards in the data dir.", stored);
+        self.registry.store_metrics().render(out);
     }
 
-    fn serve(self: Arc<Self>, conn: Connection) -> impl Future<Output = ()> + Send {
-        client::serve(self, conn)
+    fn serve(self: Arc<Self>, conn: Connection, endpoint: Endpoint) -> impl Future<Output = ()> + Send {
+        client::serve(self, conn, endpoint)
     }
 
-    fn background(self: Arc<Self>) -> impl Future<Output = ()> + Send {
-        let actors = self.actors.lock().map(|mut a| a.take()).unwrap_or(None);
-        let retry_every = persist::retry_interval(self.config.flush_interval);
-        async move {
-            let Some((hub, store, ops)) = actors else {
-                warn!("canvas background already running");
-                return;
-            };
-            let store = persist::run(store, ops, &self.metrics, &self.health, retry_every);
-            futures_lite::future::zip(hub.run(), store).await;
-        }
+    fn background(self: Arc<Self>, spawner: Spawner) -> impl Future<Output = ()> + Send {
+        self.registry.set_spawner(spawner);
+        async {}
+    }
+
+    fn stopping(&self) {
+        self.registry.stopping();
     }
 
     async fn shutdown(self: Arc<Self>) {
-        let (done, flushed) = async_channel::bounded(1);
-        if self.events.send(Event::Shutdown { done }).await.is_err() {
-            return;
-        }
-        match timeout(FLUSH_TIMEOUT, flushed.recv()).await {
-            Some(Ok(true)) => log::info!("board flushed to {}", self.config.data_dir.display()),
-            Some(Ok(false)) => error!("the board could not be saved to {}", self.config.data_dir.display()),
-            _ => error!("board flush did not complete within {FLUSH_TIMEOUT:?}"),
+        match timeout(FLUSH_TIMEOUT, self.registry.shutdown()).await {
+            Some(true) => log::info!("every board is flushed to {}", self.config.data_dir.display()),
+            Some(false) => error!("some boards could not be saved to {}", self.config.data_dir.display()),
+            None => error!("the boards' flush did not complete within {FLUSH_TIMEOUT:?}"),
         }
     }
 }

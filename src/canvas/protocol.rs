@@ -18,8 +18,8 @@ use serde_json::{Map, Number, Value};
 pub const MAX_FIELD_BYTES: usize = 64;
 /// The prefix every snapshot data URL must have.
 pub const PNG_DATA_URL_PREFIX: &str = "data:image/png;base64,";
-/// The `clientId` of a snapshot the server collects for its own board.
-pub const SERVER_CLIENT_ID: &str = "server";
+
+
 /// Default `lineWidth` when a draw has none.
 pub const DEFAULT_LINE_WIDTH: u32 = 3;
 
@@ -45,6 +45,9 @@ pub struct Draw {
     /// Stroke width in logical pixels.
     #[serde(rename = "lineWidth")]
     pub line_width: Number,
+    /// A v2 client's stroke number (`"stroke": n`); never part of the v1 form.
+    #[serde(skip)]
+    pub stroke: Option<u32>,
 }
 
 impl Draw {
@@ -63,6 +66,15 @@ pub enum ClientMessage {
     Clear,
     /// Ask for a fresh canvas sync for oneself.
     CanvasRequest,
+    /// A v2 client names its author secret.
+    Hello {
+        /// 16 to 64 characters of `A-Z a-z 0-9 - _`.
+        author: String,
+    },
+    /// Undo the sender's author's newest live item.
+    Undo,
+    /// Redo the sender's author's most recently undone stroke.
+    Redo,
     /// The answer to a `canvasRequest`.
     CanvasState {
         /// Copied from the request: the newcomer's id, or `"server"`.
@@ -85,6 +97,12 @@ pub enum ErrorCode {
     InvalidCanvasState,
     /// Some other field breaks a rule.
     InvalidMessage,
+    /// A viewer tried to change the board.
+    ReadOnly,
+    /// A `hello` whose author is not 16 to 64 characters of `A-Z a-z 0-9 - _`.
+    InvalidHello,
+    /// A first draw on a new board while `--max-boards` boards exist.
+    BoardLimit,
 }
 
 impl ErrorCode {
@@ -96,6 +114,9 @@ impl ErrorCode {
             ErrorCode::InvalidDraw => "invalid_draw",
             ErrorCode::InvalidCanvasState => "invalid_canvas_state",
             ErrorCode::InvalidMessage => "invalid_message",
+            ErrorCode::ReadOnly => "read_only",
+            ErrorCode::InvalidHello => "invalid_hello",
+            ErrorCode::BoardLimit => "board_limit",
         }
     }
 }
@@ -110,7 +131,8 @@ pub struct ProtocolError {
 }
 
 impl ProtocolError {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    /// An error with its code and text.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ProtocolError { code, message: message.into() }
     }
 
@@ -135,7 +157,9 @@ impl fmt::Display for ProtocolError {
 
 impl std::error::Error for ProtocolError {}
 
-const DRAW_FIELDS: [&str; 6] = ["color", "startX", "startY", "endX", "endY", "lineWidth"];
+const DRAW_FIELDS: [&str; 7] = ["color", "startX", "startY", "endX", "endY", "lineWidth", "stroke"];
+/// Stroke numbers are below 2^31: JavaScript's safe small integers, and room above for keys the server makes up.
+pub const STROKE_LIMIT: u64 = 1 << 31;
 
 /// Parses and validates one text message. `max_snapshot_bytes` bounds a canvasState's data.
 pub fn parse(text: &str, max_snapshot_bytes: usize) -> Result<ClientMessage, ProtocolError> {
@@ -159,6 +183,9 @@ pub fn parse(text: &str, max_snapshot_bytes: usize) -> Result<ClientMessage, Pro
             check_extra(&object, &["clientId"], ErrorCode::InvalidMessage, text).map(|_| ClientMessage::CanvasRequest)
         }
         Some("canvasState") => parse_canvas_state(object, max_snapshot_bytes, text),
+        Some("undo") => check_extra(&object, &[], ErrorCode::InvalidMessage, text).map(|_| ClientMessage::Undo),
+        Some("redo") => check_extra(&object, &[], ErrorCode::InvalidMessage, text).map(|_| ClientMessage::Redo),
+        Some("hello") => parse_hello(object, text),
         Some(other) => Err(ProtocolError::new(ErrorCode::UnknownType, format!("unknown type {:?}", truncate(other)))),
     }
 }
@@ -197,7 +224,25 @@ fn parse_draw(object: Map<String, Value>, text: &str) -> Result<Draw, ProtocolEr
         end_x: coordinate("endX")?,
         end_y: coordinate("endY")?,
         line_width: number("lineWidth", 0.5, 100.0, Some(Number::from(DEFAULT_LINE_WIDTH)))?,
+        stroke: match object.get("stroke") {
+            None => None,
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(n) if n < STROKE_LIMIT => Some(n as u32),
+                _ => return Err(invalid(format!("stroke must be an integer in [0, {STROKE_LIMIT})"))),
+            },
+            Some(_) => return Err(invalid(format!("stroke must be an integer in [0, {STROKE_LIMIT})"))),
+        },
     })
+}
+
+fn parse_hello(object: Map<String, Value>, text: &str) -> Result<ClientMessage, ProtocolError> {
+    check_extra(&object, &["author"], ErrorCode::InvalidHello, text)?;
+    match object.get("author") {
+        Some(Value::String(author)) if super::names::valid_author(author) => {
+            Ok(ClientMessage::Hello { author: author.clone() })
+        }
+        _ => Err(ProtocolError::new(ErrorCode::InvalidHello, "author must be 16 to 64 characters of A-Z a-z 0-9 - _")),
+    }
 }
 
 fn parse_canvas_state(
@@ -344,6 +389,64 @@ pub fn canvas_state_frames(client_id: &str, data: &Utf8Bytes) -> Vec<Message> {
 /// `{"type":"clear"}`
 pub fn clear() -> Utf8Bytes {
     Utf8Bytes::from_static(r#"{"type":"clear"}"#)
+}
+
+/// The v2 form of a normalized draw: the v1 form with `"stroke":"KEY"` added.
+pub fn v2_draw(v1: &str, key: &str) -> Utf8Bytes {
+    let body = v1.strip_suffix('}').unwrap_or(v1);
+    let mut out = String::with_capacity(body.len() + key.len() + 14);
+    out.push_str(body);
+    out.push_str(r#","stroke":""#);
+    out.push_str(key);
+    out.push_str("\"}");
+    out.into()
+}
+
+/// `welcome`: `board` and `view_path` go to editors only.
+pub fn welcome(client_id: &str, role: &str, board: Option<(&str, &str)>) -> Utf8Bytes {
+    #[derive(Serialize)]
+    struct Welcome<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        #[serde(rename = "clientId")]
+        client_id: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        board: Option<&'a str>,
+        role: &'a str,
+        #[serde(rename = "viewPath", skip_serializing_if = "Option::is_none")]
+        view_path: Option<&'a str>,
+    }
+    encode(&Welcome { kind: "welcome", client_id, board: board.map(|b| b.0), role, view_path: board.map(|b| b.1) })
+}
+
+/// `notice` with its code and a sentence for people.
+pub fn notice(code: &str, message: &str) -> Utf8Bytes {
+    #[derive(Serialize)]
+    struct Notice<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        code: &'a str,
+        message: &'a str,
+    }
+    encode(&Notice { kind: "notice", code, message })
+}
+
+/// `{"type":"undo","stroke":"KEY"}`
+pub fn undo(key: &str) -> Utf8Bytes {
+    format!(r#"{{"type":"undo","stroke":"{key}"}}"#).into()
+}
+
+/// `{"type":"redo","stroke":"KEY","draws":[...]}` from the stroke's v1 draws.
+pub fn redo<'a>(key: &str, draws: impl Iterator<Item = &'a Utf8Bytes>) -> Utf8Bytes {
+    let mut out = format!(r#"{{"type":"redo","stroke":"{key}","draws":["#);
+    for (i, draw) in draws.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&v2_draw(draw, key));
+    }
+    out.push_str("]}");
+    out.into()
 }
 
 #[cfg(test)]
