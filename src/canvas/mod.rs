@@ -12,6 +12,7 @@ pub(crate) mod model;
 mod lock;
 mod persist;
 pub(crate) mod protocol;
+pub(crate) mod store;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
