@@ -388,7 +388,11 @@ fn the_task_exports_sends_floor_news_and_flushes() {
         let png = png.recv().await.unwrap().unwrap();
         let news = news.recv().await.unwrap();
         tx.send(StoreMsg::Flush { done }).await.unwrap();
-        (png, news, flushed.recv().await.unwrap())
+        let flushed = flushed.recv().await.unwrap();
+        assert!(data.join("boards/x").join(floor_file(1)).exists(), "the flush compacted the changed floor");
+        // Closing the channel (unloading) saves what came after.
+        tx.send(StoreMsg::Op(draw("1.3", 1, 100, 220))).await.unwrap();
+        (png, news, flushed)
     });
     for i in 0..3 {
         assert_eq!(pixel_of(&png, 105, 100 + 40 * i), RED);
@@ -398,7 +402,9 @@ fn the_task_exports_sends_floor_news_and_flushes() {
     assert!(flushed);
     let loaded = load(&data, "x", 2).unwrap();
     assert_eq!(loaded.board.items().len(), 2);
-    assert!(data.join("boards/x").join(floor_file(1)).exists(), "the flush compacted the changed floor");
+    assert_eq!(loaded.board.committed(), 2);
+    assert!(loaded.board.stroke(&StrokeKey("1.3".into())).is_some());
+    assert!(data.join("boards/x").join(floor_file(2)).exists() && !data.join("boards/x").join(floor_file(1)).exists());
     fs::remove_dir_all(&data).unwrap();
 }
 
