@@ -81,16 +81,18 @@ enum State {
 /// ```
 /// use std::sync::Arc;
 /// use futures_lite::StreamExt;
-/// use smolcanvas::{App, CloseCode, Connection, Message, Outbox, Server, ServerConfig};
+/// use smolcanvas::{App, CloseCode, Connection, Message, Outbox, Request, Routed, Server, ServerConfig};
 ///
 /// struct Greeter;
 ///
 /// impl App for Greeter {
-///     fn page(&self) -> &'static str {
-///         "greeter"
+///     type Endpoint = ();
+///
+///     fn route(&self, request: &Request<'_>) -> Routed<()> {
+///         Routed::page_and_socket(request, "greeter", ())
 ///     }
 ///
-///     async fn serve(self: Arc<Self>, mut conn: Connection) {
+///     async fn serve(self: Arc<Self>, mut conn: Connection, _endpoint: ()) {
 ///         let (outbox, receiver) = Outbox::bounded(64 * 1024);
 ///         // Another task (a hub) would hold `outbox`; here the handler pushes itself.
 ///         outbox.push(Message::text("welcome")).unwrap();

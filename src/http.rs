@@ -568,9 +568,10 @@ mod tests {
     fn routes() {
         assert_eq!(route(&head("GET / HTTP/1.1\r\nHost: box\r\n\r\n"), &[]), Route::App { upgrade: None });
         assert_eq!(route(&head("GET /healthz?x=1 HTTP/1.1\r\nHost: box\r\n\r\n"), &[]), Route::Health);
-        assert_eq!(refused("GET /nope HTTP/1.1\r\nHost: box\r\n\r\n"), Some(Status::NotFound));
+        // Paths other than the core's are the app's to answer (404 included).
+        assert_eq!(route(&head("GET /nope HTTP/1.1\r\nHost: box\r\n\r\n"), &[]), Route::App { upgrade: None });
         assert_eq!(refused("POST / HTTP/1.1\r\nHost: box\r\n\r\n"), Some(Status::MethodNotAllowed));
-        assert_eq!(refused("GET /ws HTTP/1.1\r\nHost: box\r\n\r\n"), Some(Status::UpgradeRequired));
+        assert_eq!(route(&head("GET /ws HTTP/1.1\r\nHost: box\r\n\r\n"), &[]), Route::App { upgrade: None });
         assert!(matches!(route(&head(&format!("{UPGRADE}\r\n")), &[]), Route::App { upgrade: Some(_) }));
     }
 

@@ -731,6 +731,7 @@ fn push(client: &Client, message: &Utf8Bytes, metrics: &CanvasMetrics) -> bool {
                 client.outbox.queued_bytes()
             );
             add(&metrics.slow_clients_closed, 1);
+            client.outbox.evict("too slow: outbox full");
             false
         }
         Err(PushError::Closed(_)) => false,

@@ -261,7 +261,7 @@ mod tests {
             sync.on_time(at, &[1, 2, 3, 4], &mut out);
         }
         assert_eq!(out.iter().filter(|a| matches!(a, Action::Ask { .. })).count(), MAX_SYNC_ATTEMPTS as usize);
-        assert_eq!(out.last(), Some(&Action::FromServer(9)));
+        assert!(out.contains(&Action::FromServer(9)), "{out:?}");
         // A late answer is dropped.
         out.clear();
         sync.on_state(1, "c9", "data:image/png;base64,AA".into(), &mut out);
