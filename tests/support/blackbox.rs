@@ -7,6 +7,7 @@
 pub mod board;
 pub mod command;
 pub mod dir;
+pub mod disk;
 pub mod frame;
 pub mod http;
 pub mod messages;
@@ -24,6 +25,8 @@ pub use board::*;
 pub use command::*;
 #[allow(unused_imports)]
 pub use dir::*;
+#[allow(unused_imports)]
+pub use disk::*;
 #[allow(unused_imports)]
 pub use frame::*;
 #[allow(unused_imports)]
