@@ -202,6 +202,8 @@ impl Hub {
     ) -> Hub {
         let (config, metrics) = (registry.config().clone(), registry.metrics().clone());
         let floor_committed = start.board.committed();
+        // A board loaded for a client that never joins goes again after the usual delay.
+        let registry_unload_delay = config.board_unload;
         Hub {
             view_path: format!("/v/{}", start.view),
             name: start.name,
@@ -223,7 +225,7 @@ impl Hub {
             v1_resynced_at: None,
             count_dirty: false,
             count_sent_at: None,
-            unload_at: Some(Instant::now()),
+            unload_at: Some(Instant::now() + registry_unload_delay),
             notice: None,
             timer: Timer::never(),
             armed: None,
@@ -271,17 +273,27 @@ impl Hub {
             }
             let now = Instant::now();
             if self.unload_at.is_some_and(|at| at <= now) && self.clients.is_empty() {
-                match self.registry.try_unload(&self.name) {
-                    Some(guard) => {
-                        info!("board {}: unloaded ({:?} after its last client left)", self.name, self.config.board_unload);
-                        return Some(guard);
-                    }
-                    // Someone is about to join; look again later.
-                    None => self.unload_at = Some(now + self.config.board_unload),
+                if let Some(guard) = self.try_unload().await {
+                    return Some(guard);
                 }
+                self.unload_at = Some(Instant::now() + self.config.board_unload);
             }
             self.on_time(now);
         }
+    }
+
+    /// Unloads the board if everything is on disk and nobody is about to
+    /// join; a board that cannot be saved stays loaded, so nothing is lost.
+    async fn try_unload(&mut self) -> Option<UnloadGuard> {
+        let (done, flushed) = async_channel::bounded(1);
+        let _ = self.store.try_send(StoreMsg::Flush { done });
+        if flushed.recv().await != Ok(true) {
+            warn!("board {}: not unloaded: it cannot be saved, so it stays in memory", self.name);
+            return None;
+        }
+        let guard = self.registry.try_unload(&self.name)?;
+        info!("board {}: unloaded ({:?} after its last client left)", self.name, self.config.board_unload);
+        Some(guard)
     }
 
     fn handle(&mut self, event: Event) {
