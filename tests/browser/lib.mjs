@@ -32,10 +32,10 @@ export const frames = new Map();
 
 // One smolcanvas process; `restart()` keeps its port and data dir, optionally with other flags.
 export class Server {
-  constructor(flags = [], name = 'server') {
+  constructor(flags = [], name = 'server', dataDir = null) {
     this.flags = flags;
     this.name = name;
-    this.dataDir = mkdtempSync(join(tmpdir(), 'smolcanvas-browser-'));
+    this.dataDir = dataDir ?? mkdtempSync(join(tmpdir(), 'smolcanvas-browser-'));
     this.port = null;
     this.proc = null;
   }
