@@ -4,6 +4,7 @@
 //! ([`client`]), all of them feed the one [`hub::Hub`], and the hub keeps the
 //! [`board::Board`], which the store task persists in the data dir.
 
+mod assets;
 pub(crate) mod board;
 mod client;
 mod config;
