@@ -41,7 +41,7 @@ describe('smolcanvas in the browser', { timeout: 90_000 }, () => {
     await server.dispose();
   });
 
-  it('serves the page and two pages see each other', async () => {
+  it('serves the page and two pages see each other', async (t) => {
     const res = await fetch(base);
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type'), /^text\/html/);
@@ -59,6 +59,11 @@ describe('smolcanvas in the browser', { timeout: 90_000 }, () => {
     }
     await waitForBlank(b);
     assert.equal(await a.textContent('[data-testid=board-name]'), 'main');
+    const timing = await a.evaluate(() => ({
+      paint: performance.getEntriesByName('first-contentful-paint')[0]?.startTime,
+      connected: performance.getEntriesByName('smolcanvas:connected')[0]?.startTime,
+    }));
+    t.diagnostic(`page ${html.length} bytes; first contentful paint ${Math.round(timing.paint)} ms, connected ${Math.round(timing.connected)} ms after navigation`);
   });
 
   it('a mouse drag on A shows up on B at the same place', async () => {
