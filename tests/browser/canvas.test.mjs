@@ -208,6 +208,7 @@ describe('smolcanvas in the browser', { timeout: 90_000 }, () => {
       await mouseStroke(page, s.points, 12);
     }
     await setTool(page, { color: '#1971c2', width: 8 });
+    await eventually(async () => (await state(page)).outbox === 0, 'the drawing to be sent', 30_000);
     await waitForInk(b, 860, 570, { rgb: [139, 90, 43] });
     await waitConnected(page);
     await page.mouse.move(5, 5);
