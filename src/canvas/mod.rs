@@ -9,6 +9,7 @@ pub(crate) mod board;
 mod client;
 mod config;
 pub(crate) mod hub;
+pub(crate) mod model;
 mod lock;
 mod persist;
 pub(crate) mod protocol;
