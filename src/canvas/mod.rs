@@ -4,10 +4,10 @@
 //! ([`client`]), all of them feed the one [`hub::Hub`], and the hub keeps the
 //! [`board::Board`], which the store task persists in the data dir.
 
+mod assets;
 pub(crate) mod board;
 mod client;
 mod config;
-mod assets;
 pub(crate) mod hub;
 pub(crate) mod model;
 mod lock;
