@@ -141,8 +141,8 @@ pub mod fuzzing {
     /// Request heads, routing and plain responses.
     pub mod http {
         pub use crate::http::{
-            HeadError, MAX_HEAD_BYTES, Refusal, RequestHead, Route, WS_PATH, accept_key, origin_allowed,
-            plain_status, response, route, switching_protocols,
+            HeadError, MAX_HEAD_BYTES, Refusal, RequestHead, Route, WS_PATH, accept_key, origin_allowed, plain_status,
+            response, route, switching_protocols,
         };
     }
 }

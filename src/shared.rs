@@ -152,6 +152,12 @@ impl Shared {
         }
     }
 
+    /// Clients connected from `ip` now (counted only with a per-address cap).
+    pub(crate) fn ip_clients(&self, ip: IpAddr) -> usize {
+        let per_ip = self.per_ip.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        per_ip.get(&ip).copied().unwrap_or(0)
+    }
+
     /// Takes a slot for `ip` unless it already holds `max-clients-per-ip` (0: no cap).
     pub(crate) fn take_ip_slot(&self, ip: IpAddr) -> bool {
         let cap = self.config.max_clients_per_ip;

@@ -330,14 +330,19 @@ impl Hub {
             }
             Event::Stopping => {
                 let notice = protocol::notice("shutting_down", "the server is stopping and will be back");
-                self.to_v2(&notice);
+                self.send_to_v2(&notice);
             }
             Event::Shutdown { .. } => unreachable!("handled in run"),
         }
     }
 
     fn join(&mut self, id: ClientId, name: Arc<str>, outbox: Outbox, limit: MessageLimit, v2: bool, viewer: bool) {
-        debug!("board {}: client {id} joined ({}, {})", self.name, if v2 { "v2" } else { "v1" }, if viewer { "viewer" } else { "editor" });
+        debug!(
+            "board {}: client {id} joined ({}, {})",
+            self.name,
+            if v2 { "v2" } else { "v1" },
+            if viewer { "viewer" } else { "editor" }
+        );
         self.unload_at = None;
         if v2 {
             let board = (!viewer).then_some((self.name.as_str(), self.view_path.as_str()));
@@ -451,7 +456,10 @@ impl Hub {
         }
         let client = &self.clients[index];
         let limit = self.config.max_boards;
-        info!("board {}: client {} drew on a new board while {limit} boards exist (--max-boards)", self.name, client.id);
+        info!(
+            "board {}: client {} drew on a new board while {limit} boards exist (--max-boards)",
+            self.name, client.id
+        );
         let error = ProtocolError::new(ErrorCode::BoardLimit, format!("this server holds {limit} boards, its limit"));
         self.send_to(client.id, error.encode());
         false
@@ -475,7 +483,7 @@ impl Hub {
             Outcome::UndidStroke(key) => {
                 add(&self.metrics.undos, 1);
                 debug!("board {}: client {from} undid stroke {}", self.name, key.as_str());
-                self.to_v2(&protocol::undo(key.as_str()));
+                self.send_to_v2(&protocol::undo(key.as_str()));
                 self.schedule_v1_resync(Instant::now());
             }
             Outcome::UndidClear => {
@@ -495,7 +503,7 @@ impl Hub {
             debug!("board {}: client {from} redid stroke {}", self.name, key.as_str());
             if let Some(stroke) = self.board.stroke(&key) {
                 let message = protocol::redo(key.as_str(), stroke.draws.iter());
-                self.to_v2(&message);
+                self.send_to_v2(&message);
             }
             self.schedule_v1_resync(Instant::now());
         }
@@ -534,7 +542,7 @@ impl Hub {
                     None => protocol::notice("saving", "the board is saved again"),
                 };
                 self.notice = problem.is_some().then(|| notice.clone());
-                self.to_v2(&notice);
+                self.send_to_v2(&notice);
             }
         }
     }
@@ -600,7 +608,7 @@ impl Hub {
     }
 
     /// Pushes `message` to every v2 client.
-    fn to_v2(&mut self, message: &Utf8Bytes) {
+    fn send_to_v2(&mut self, message: &Utf8Bytes) {
         let before = self.clients.len();
         let metrics = &self.metrics;
         self.clients.retain(|client| !client.v2 || push(client, message, metrics));
