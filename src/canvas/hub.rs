@@ -46,6 +46,7 @@ use super::protocol::{self, SERVER_CLIENT_ID};
 use crate::limit::MessageLimit;
 use crate::metrics::add;
 use crate::outbox::{Outbox, PushError};
+use crate::wire::PreparedFrame;
 
 /// A client's id: ascending in join order, sent as a decimal string.
 pub type ClientId = u64;
@@ -432,7 +433,9 @@ impl Hub {
     fn broadcast(&mut self, message: &Utf8Bytes, except: Option<ClientId>) {
         let before = self.clients.len();
         let metrics = &self.metrics;
-        self.clients.retain(|client| Some(client.id) == except || push(client, message, metrics));
+        // Framed once: most clients get these bytes straight into their socket.
+        let frame = PreparedFrame::text(message.clone());
+        self.clients.retain(|client| Some(client.id) == except || push(client, &frame, metrics));
         if self.clients.len() != before {
             self.clients_removed();
         }
@@ -443,7 +446,7 @@ impl Hub {
         let Ok(index) = self.clients.binary_search_by_key(&id, |c| c.id) else {
             return false;
         };
-        if push(&self.clients[index], &message, &self.metrics) {
+        if push(&self.clients[index], &PreparedFrame::text(message), &self.metrics) {
             return true;
         }
         self.clients.remove(index);
@@ -668,8 +671,8 @@ impl Hub {
 }
 
 /// Pushes to one client; on a full outbox evicts it. `false` when the client must go.
-fn push(client: &Client, message: &Utf8Bytes, metrics: &CanvasMetrics) -> bool {
-    match client.outbox.push(Message::Text(message.clone())) {
+fn push(client: &Client, frame: &PreparedFrame, metrics: &CanvasMetrics) -> bool {
+    match client.outbox.push_frame(frame) {
         Ok(()) => true,
         Err(PushError::Full(_)) => {
             info!(
