@@ -32,7 +32,9 @@ enum Handshake<E> {
 pub(crate) async fn handle<A: App>(tcp: TcpStream, peer: SocketAddr, app: Arc<A>, shared: Arc<Shared>) {
     let timeout = shared.config.handshake_timeout;
     // The TLS handshake, the request head and the upgrade share one time bound.
-    let bounded = async {
+    // Boxed: they are large and short-lived; in the task they would add their
+    // size to every connection for its whole life.
+    let bounded = Box::pin(async {
         let mut stream = match open(tcp, peer, &shared).await {
             Some(stream) => stream,
             None => return None,
@@ -41,15 +43,17 @@ pub(crate) async fn handle<A: App>(tcp: TcpStream, peer: SocketAddr, app: Arc<A>
             Handshake::Done => None,
             Handshake::Upgraded(head, leftover, slot, endpoint) => Some((stream, head, leftover, slot, endpoint)),
         }
-    };
+    });
     let timed_out = async {
         Timer::after(timeout).await;
         shared.metrics.reject(RejectReason::Timeout);
         info!("{peer}: closed: request head and upgrade not complete within {timeout:?}");
         None
     };
-    match bounded.or(timed_out).await {
-        None => {}
+    // The handshake's results live in this block only: the task keeps just the
+    // connection, its slot and its endpoint while it serves.
+    let (conn, slot, endpoint) = match bounded.or(timed_out).await {
+        None => return,
         Some((stream, head, leftover, slot, endpoint)) => {
             debug!("{peer}: upgraded {}", head.path);
             let limit = MessageLimit::new(app.message_limit().min(shared.config.max_message_bytes));
@@ -60,13 +64,14 @@ pub(crate) async fn handle<A: App>(tcp: TcpStream, peer: SocketAddr, app: Arc<A>
                 return;
             }
             let ws =
-                WebSocketStream::from_partially_read(guarded, leftover, Role::Server, Some(shared.ws_config)).await;
-            let conn = Connection::new(ws, limit, peer, head.path, head.query, shared.connection.clone());
-            app.serve(conn, endpoint).await;
-            drop(slot);
-            debug!("{peer}: connection over");
+                Box::pin(WebSocketStream::from_partially_read(guarded, leftover, Role::Server, Some(shared.ws_config)))
+                    .await;
+            (Connection::new(ws, limit, peer, head.path, head.query, shared.connection.clone()), slot, endpoint)
         }
-    }
+    };
+    app.serve(conn, endpoint).await;
+    drop(slot);
+    debug!("{peer}: connection over");
 }
 
 /// Plain TCP as it is, or the TLS handshake when the server has a certificate.

@@ -60,6 +60,8 @@
 //! - `metrics`: the core's counters and their Prometheus text.
 //! - `rate`: the token bucket a peer's frames spend.
 //! - `config`: [`ServerConfig`] with its defaults and checks.
+//! - `wire`: a plain TCP socket shared by its connection task and
+//!   broadcasters, and the prepared frame written to it directly.
 //! - `stream`: plain TCP or TLS behind one type.
 //! - `tls`: the certificate and the TLS handshake (feature `tls`).
 //! - `limit`: the per-connection message-size guard on incoming frames.
@@ -100,6 +102,7 @@ mod timeout;
 mod tls;
 mod tripwire;
 mod urls;
+mod wire;
 
 pub use app::{App, LaterReply, Reply, Request, Routed, Spawner};
 pub use canvas::{Canvas, CanvasConfig, OpenError, SyncMode};

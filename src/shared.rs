@@ -10,9 +10,10 @@ use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use event_listener::Event;
 
 use crate::config::ServerConfig;
-use crate::connection::{ConnectionSettings, MAX_FRAME_PAYLOAD};
+use crate::connection::ConnectionSettings;
 use crate::metrics::Metrics;
 use crate::tripwire::Tripwire;
+use crate::wire::MAX_FRAME_PAYLOAD;
 
 /// State shared by the listener and every connection task.
 pub(crate) struct Shared {

@@ -30,6 +30,7 @@ use super::{CanvasConfig, CanvasMetrics};
 use crate::limit::MessageLimit;
 use crate::metrics::add;
 use crate::outbox::{Outbox, PushError};
+use crate::wire::PreparedFrame;
 
 /// A client's number on the server: unique, increasing in connection order.
 pub type ClientId = u64;
@@ -598,9 +599,12 @@ impl Hub {
     fn broadcast(&mut self, from: ClientId, v1: &Utf8Bytes, v2: Option<&Utf8Bytes>) {
         let before = self.clients.len();
         let metrics = &self.metrics;
+        // Framed once per form: most clients get these bytes straight into their socket.
+        let v1 = PreparedFrame::text(v1.clone());
+        let v2 = v2.map(|v2| PreparedFrame::text(v2.clone()));
         self.clients.retain(|client| {
-            let message = if client.v2 { v2.unwrap_or(v1) } else { v1 };
-            client.id == from || push(client, message, metrics)
+            let frame = if client.v2 { v2.as_ref().unwrap_or(&v1) } else { &v1 };
+            client.id == from || push(client, frame, metrics)
         });
         if self.clients.len() != before {
             self.clients_removed(before - self.clients.len());
@@ -611,7 +615,8 @@ impl Hub {
     fn send_to_v2(&mut self, message: &Utf8Bytes) {
         let before = self.clients.len();
         let metrics = &self.metrics;
-        self.clients.retain(|client| !client.v2 || push(client, message, metrics));
+        let frame = PreparedFrame::text(message.clone());
+        self.clients.retain(|client| !client.v2 || push(client, &frame, metrics));
         if self.clients.len() != before {
             self.clients_removed(before - self.clients.len());
         }
@@ -620,7 +625,7 @@ impl Hub {
     /// Pushes `message` to one client; `false` (and the client removed) if that failed.
     fn send_to(&mut self, id: ClientId, message: Utf8Bytes) -> bool {
         let Some(index) = self.index(id) else { return false };
-        if push(&self.clients[index], &message, &self.metrics) {
+        if push(&self.clients[index], &PreparedFrame::text(message), &self.metrics) {
             return true;
         }
         self.clients.remove(index);
@@ -741,8 +746,8 @@ pub fn author_hash(domain: &[u8], secret: &str) -> Author {
 }
 
 /// Pushes to one client; on a full outbox evicts it. `false` when the client must go.
-fn push(client: &Client, message: &Utf8Bytes, metrics: &CanvasMetrics) -> bool {
-    match client.outbox.push(Message::Text(message.clone())) {
+fn push(client: &Client, frame: &PreparedFrame, metrics: &CanvasMetrics) -> bool {
+    match client.outbox.push_frame(frame) {
         Ok(()) => true,
         Err(PushError::Full(_)) => {
             info!(
