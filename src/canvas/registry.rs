@@ -27,6 +27,10 @@ use crate::timeout::timeout;
 const HUB_MAILBOX: usize = 4096;
 /// How long `board.png` may take (rendering runs off the executor).
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
+/// `board.png` renders of boards that are not loaded, at once: each reads a
+/// floor (3.7 MB) and replays its board's log, so a burst of requests for
+/// stored boards must not become a burst of memory.
+const MAX_STORED_RENDERS: usize = 2;
 
 /// A loaded board, as its clients reach it.
 #[derive(Debug)]
@@ -82,6 +86,7 @@ pub struct Registry {
     store_metrics: Arc<StoreMetrics>,
     spawner: OnceLock<Spawner>,
     state: Mutex<State>,
+    stored_renders: smol::lock::Semaphore,
 }
 
 impl Registry {
@@ -99,6 +104,7 @@ impl Registry {
             store_metrics: Arc::new(StoreMetrics::default()),
             spawner: OnceLock::new(),
             state: Mutex::new(state),
+            stored_renders: smol::lock::Semaphore::new(MAX_STORED_RENDERS),
         })
     }
 
@@ -295,6 +301,9 @@ impl Registry {
                 }
             }
             None => {
+                let Some(_permit) = timeout(EXPORT_TIMEOUT, self.stored_renders.acquire()).await else {
+                    return Reply::text(Status::Unavailable, "503 Service Unavailable: too many board.png at once\n");
+                };
                 crate::metrics::add(&self.metrics.exports, 1);
                 let (dir, window, board) = (self.config.data_dir.clone(), self.config.undo_strokes, name.clone());
                 smol::unblock(move || store::render_stored(&dir, &board, window)).await
