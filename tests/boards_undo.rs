@@ -310,3 +310,54 @@ fn v1_clients_are_synced_again_after_undo_and_redo_at_most_once_a_second() {
         assert_eq!(read_board(&mut v1).await, (String::new(), vec![strokes[0].clone(), last]));
     });
 }
+
+#[test]
+fn strokes_past_the_undo_window_go_into_the_floor_for_good() {
+    let server = Board::start("undo-floor", |config| config.undo_strokes = 2);
+    let addr = server.addr();
+    let path = "/b/floor/ws";
+    smol::block_on(async {
+        let (mut observer, _) = join_empty_v2(addr, path).await;
+        let (mut alice, alice_id) = author_on(addr, path, ALICE).await;
+        let strokes = [
+            segment(RED, (100, 100), (300, 100), 10),
+            segment(GREEN, (100, 200), (300, 200), 10),
+            segment(BLUE, (100, 300), (300, 300), 10),
+        ];
+        for (n, stroke) in strokes.iter().enumerate() {
+            alice.send(with_stroke(stroke, n + 1)).await;
+            observer.next().await;
+        }
+        // A newcomer gets the floor with the oldest stroke painted in, then the two live ones (all
+        // three as draws until the store has painted the floor: wait for that, bounded).
+        let start = Instant::now();
+        let (floor, live) = loop {
+            let (data, draws) = board_at(addr, path).await;
+            if !data.is_empty() {
+                break (Image::from_data_url(&data), draws);
+            }
+            assert_eq!(draws, strokes.to_vec(), "before the floor is painted, every stroke is a draw");
+            assert!(start.elapsed() < WAIT, "the floor was not painted within {WAIT:?}");
+            smol::Timer::after(Duration::from_millis(20)).await;
+        };
+        floor.assert_board_sized();
+        floor.assert_pixel((200, 100), rgb(RED), "the committed stroke, in the floor");
+        floor.assert_pixel((200, 200), WHITE, "a live stroke is not in the floor");
+        floor.assert_pixel((200, 300), WHITE, "a live stroke is not in the floor");
+        assert_eq!(live, strokes[1..].to_vec());
+        // The committed stroke cannot be undone.
+        for _ in 0..3 {
+            alice.send(UNDO).await;
+        }
+        let last = segment(BLUE, (600, 600), (700, 600), 10);
+        alice.send(with_stroke(&last, 4)).await;
+        assert_eq!(observer.next().await, undo_message(&format!("{alice_id}.3")));
+        assert_eq!(observer.next().await, undo_message(&format!("{alice_id}.2")));
+        assert_eq!(observer.next().await, v2_form(&last, &format!("{alice_id}.4")), "the third undo did nothing");
+        let png = fetch_png(addr, "/b/floor/board.png", "floor.png").await;
+        png.assert_pixel((200, 100), rgb(RED), "the committed stroke stays");
+        png.assert_pixel((200, 200), WHITE, "undone");
+        png.assert_pixel((200, 300), WHITE, "undone");
+        png.assert_pixel((650, 600), rgb(BLUE), "the last stroke");
+    });
+}
