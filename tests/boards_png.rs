@@ -67,6 +67,9 @@ fn board_png_shows_the_strokes_on_white_loaded_or_not() {
         // Unloaded: rendered from disk, and nothing is loaded for it (not even past the cap).
         leave_all(addr, vec![editor, watcher]).await;
         wait_metric(addr, "smolcanvas_boards_loaded", 0).await;
+        let stored = fetch_png(addr, "/b/pic/board.png", "pic.png").await;
+        check_strokes(&stored, false, "unloaded");
+        assert_eq!(metric(addr, "smolcanvas_boards_loaded").await, 0, "board.png loaded nothing");
         let (_other, _) = join_empty_v1(addr, "/b/other/ws").await;
         let stored = fetch_png(addr, "/b/pic/board.png", "pic.png").await;
         check_strokes(&stored, false, "unloaded");
@@ -74,7 +77,7 @@ fn board_png_shows_the_strokes_on_white_loaded_or_not() {
         check_strokes(&viewed, false, "unloaded, through the view link");
         assert_eq!(metric(addr, "smolcanvas_boards_loaded").await, 1, "board.png loaded nothing");
         assert_eq!(upgrade_status(addr, path).await, 503, "pic is still not loaded: it would be one too many");
-        assert_eq!(metric(addr, "smolcanvas_exports_total").await, 5);
+        assert_eq!(metric(addr, "smolcanvas_exports_total").await, 6);
     });
 }
 
