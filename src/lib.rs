@@ -115,6 +115,15 @@ pub use async_tungstenite::tungstenite::{Message, protocol::frame::coding::Close
 #[doc(hidden)]
 #[allow(missing_docs)]
 pub mod fuzzing {
+    pub use crate::canvas::store::recover_v1_journal as recover_journal;
+
+    /// A board's `log.jsonl`: its line forms, written and read back.
+    pub mod board_log {
+        pub use crate::canvas::store::oplog::{
+            Header, Line, LineError, LogContents, parse_line, read_log, write_header, write_op,
+        };
+    }
+
     /// The canvas messages: parsing and encoding.
     pub mod protocol {
         pub use crate::canvas::protocol::{

@@ -1,4 +1,4 @@
-//! Fuzzes journal recovery, as `Store::open` runs it on `journal.jsonl`.
+//! Fuzzes v1 journal recovery, as the v1 migration (`migrate_v1`) runs it on `journal.jsonl`.
 //!
 //! Arbitrary bytes are a journal file. Checked: nothing panics; exactly the
 //! non-empty lines that parse as draws come back, in order, each in its

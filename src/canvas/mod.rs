@@ -13,9 +13,10 @@ pub(crate) mod model;
 pub(crate) mod names;
 mod peer_sync;
 pub(crate) mod protocol;
+mod base64;
+pub(crate) mod picture;
 mod registry;
 pub(crate) mod store;
-pub(crate) mod picture;
 
 use std::fmt;
 use std::sync::Arc;
