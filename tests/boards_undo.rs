@@ -330,9 +330,17 @@ fn strokes_past_the_undo_window_go_into_the_floor_for_good() {
         }
         // A newcomer gets the floor with the oldest stroke painted in, then the two live ones (all
         // three as draws until the store has painted the floor: wait for that, bounded).
+        // (Not read_board: the floor may be painted between its two syncs.)
         let start = Instant::now();
         let (floor, live) = loop {
-            let (data, draws) = board_at(addr, path).await;
+            let mut newcomer = Peer::connect_to(addr, path).await;
+            let (_, data) = newcomer.expect_state().await;
+            let shown = if data.is_empty() { &strokes[..] } else { &strokes[1..] };
+            let mut draws = Vec::new();
+            for _ in shown {
+                draws.push(newcomer.next().await);
+            }
+            newcomer.close().await;
             if !data.is_empty() {
                 break (Image::from_data_url(&data), draws);
             }
