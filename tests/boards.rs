@@ -445,3 +445,26 @@ fn with_sync_peers_only_synced_v1_editors_are_asked() {
         assert_eq!(newcomer.expect_state().await, (id, picture));
     });
 }
+
+#[test]
+fn a_message_over_16_kib_closes_a_client_nobody_asked_with_1009() {
+    let server = Board::start("boards-16k", |_| {});
+    let addr = server.addr();
+    let path = "/b/big/ws";
+    smol::block_on(async {
+        let (mut small, _) = join_empty_v2(addr, path).await;
+        let (mut big, _) = join_empty_v1(addr, path).await;
+        let (mut watcher, _) = join_empty_v1(addr, path).await;
+        // Just under the limit: a canvasState nobody asked for is dropped, the client stays.
+        let envelope = canvas_state("nobody", &png("")).len();
+        let under = canvas_state("nobody", &png(&"A".repeat(16 * 1024 - envelope)));
+        assert_eq!(under.len(), 16 * 1024);
+        small.send(under).await;
+        wait_metric(addr, "smolcanvas_canvas_states_dropped_total", 1).await;
+        small.send(with_stroke(&draw(1), 1)).await;
+        assert_eq!(watcher.next().await, draw(1), "the client under the limit is still there");
+        // Over it, in server mode (nobody is ever asked): closed with 1009.
+        big.send(canvas_state("nobody", &png(&"A".repeat(16 * 1024)))).await;
+        assert_eq!(big.expect_close().await.code, smolcanvas::CloseCode::Size);
+    });
+}
