@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use smol::channel::{Receiver, Sender, bounded};
-use smolcanvas::{App, Connection, Message, Outbox, PushError, Request, Routed, ServerConfig};
+use smolcanvas::{App, Connection, Message, Outbox, PushError, Request, Routed, ServerConfig, Spawner};
 
 /// Largest message a client may send: a line of chat, not a file.
 const MAX_MESSAGE_BYTES: usize = 4 * 1024;
@@ -76,7 +76,7 @@ impl App for Chat {
     }
 
     /// The hub: owns the clients, waits only for events, never for a client.
-    async fn background(self: Arc<Self>) {
+    async fn background(self: Arc<Self>, _spawner: Spawner) {
         let mut clients: Vec<(u64, Outbox)> = Vec::new();
         while let Ok(event) = self.events.1.recv().await {
             match event {

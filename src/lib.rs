@@ -9,17 +9,20 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use smolcanvas::{App, Connection, ServerConfig};
+//! use smolcanvas::{App, Connection, Request, Routed, ServerConfig};
 //!
 //! /// Sends every message back.
 //! struct Echo;
 //!
 //! impl App for Echo {
-//!     fn page(&self) -> &'static str {
-//!         "<!doctype html><p>WebSocket echo at /ws</p>"
+//!     type Endpoint = ();
+//!
+//!     /// The page at `/`, the socket at `/ws`.
+//!     fn route(&self, request: &Request<'_>) -> Routed<()> {
+//!         Routed::page_and_socket(request, "<!doctype html><p>WebSocket echo at /ws</p>", ())
 //!     }
 //!
-//!     async fn serve(self: Arc<Self>, mut conn: Connection) {
+//!     async fn serve(self: Arc<Self>, mut conn: Connection, _endpoint: ()) {
 //!         while let Some(message) = conn.recv().await {
 //!             if conn.send(message).await.is_err() {
 //!                 break;
@@ -33,8 +36,10 @@
 //!
 //! # The public API
 //!
-//! - [`App`]: what an application supplies; [`Connection`]: one upgraded
-//!   client, handed to [`App::serve`].
+//! - [`App`]: what an application supplies: [`App::route`] answers a
+//!   [`Request`] with a [`Routed`] ([`Reply`], [`Status`]), or a WebSocket
+//!   endpoint whose [`Connection`] goes to [`App::serve`]; [`Spawner`] starts
+//!   the app's own tasks.
 //! - [`run`], [`Server`], [`ServerConfig`], [`ServerError`]: serving.
 //! - [`Outbox`], [`OutboxReceiver`], [`PushError`]: a client's byte-bounded
 //!   queue, for apps that broadcast (the hub-and-outboxes pattern).
@@ -43,7 +48,7 @@
 //! - [`init_logging`]; [`flags`]: the core's command-line flags and
 //!   `SMOLCANVAS_*` environment variables, for binaries.
 //! - [`Metrics`], [`RejectReason`]: the core's counters.
-//! - [`Canvas`], [`CanvasConfig`]: the drawing board app.
+//! - [`Canvas`], [`CanvasConfig`], [`SyncMode`]: the drawing boards app.
 //!
 //! # Layout
 //!
@@ -55,13 +60,16 @@
 //! - `metrics`: the core's counters and their Prometheus text.
 //! - `rate`: the token bucket a peer's frames spend.
 //! - `config`: [`ServerConfig`] with its defaults and checks.
+//! - `wire`: a plain TCP socket shared by its connection task and
+//!   broadcasters, and the prepared frame written to it directly.
 //! - `stream`: plain TCP or TLS behind one type.
 //! - `tls`: the certificate and the TLS handshake (feature `tls`).
 //! - `limit`: the per-connection message-size guard on incoming frames.
 //! - `outbox`: a client's byte-bounded queue and its eviction.
 //! - `connection`: one upgraded client: reads, outbox, heartbeat, close.
-//! - `app`: the [`App`] trait.
 //! - `http`: request heads, routing, plain responses.
+//! - `app`: the [`App`] trait: an app's routes ([`Request`], [`Routed`],
+//!   [`Reply`]), its connections, its tasks ([`Spawner`]).
 //! - `shared`: the state the listener and the connections share.
 //! - `accept`: one accepted socket up to the upgrade.
 //! - `os`: shutdown signals and the open-file limit.
@@ -94,12 +102,13 @@ mod timeout;
 mod tls;
 mod tripwire;
 mod urls;
+mod wire;
 
 pub use app::{App, LaterReply, Reply, Request, Routed, Spawner};
-pub use http::Status;
 pub use canvas::{Canvas, CanvasConfig, OpenError, SyncMode};
 pub use config::{InvalidConfig, ServerConfig, TlsFiles};
 pub use connection::Connection;
+pub use http::Status;
 pub use logging::init_logging;
 pub use metrics::{Metrics, RejectReason};
 pub use outbox::{ConnectionClosed, Outbox, OutboxReceiver, PushError};
@@ -135,8 +144,8 @@ pub mod fuzzing {
     /// Request heads, routing and plain responses.
     pub mod http {
         pub use crate::http::{
-            HeadError, MAX_HEAD_BYTES, Refusal, RequestHead, Route, WS_PATH, accept_key, origin_allowed,
-            plain_status, response, route, switching_protocols,
+            HeadError, MAX_HEAD_BYTES, Refusal, RequestHead, Route, WS_PATH, accept_key, origin_allowed, plain_status,
+            response, route, switching_protocols,
         };
     }
 }

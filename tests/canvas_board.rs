@@ -1,6 +1,6 @@
-//! The canvas app over loopback, keeping the board: a lone newcomer gets the journaled draws in
-//! order, a forwarded snapshot becomes the base image, a clear empties the board, and a journal at
-//! its limit makes the server ask the oldest client for a snapshot to compact into.
+//! The canvas app over loopback, keeping the board: a lone newcomer gets the board's draws in
+//! order, a peer's snapshot reaches the newcomer it was asked for and never the board, and a
+//! clear empties the board.
 
 mod support;
 
@@ -31,8 +31,8 @@ fn lone_newcomer_gets_the_journaled_draws_in_order() {
 }
 
 #[test]
-fn forwarded_snapshot_becomes_the_board_base_image() {
-    let board = Board::start("snapshot", |_| {});
+fn a_peers_snapshot_reaches_its_newcomer_and_never_the_board() {
+    let board = Board::start("snapshot", peer_sync);
     smol::block_on(async {
         let (mut a, _) = join_alone(board.addr()).await;
         a.send(draw(1)).await;
@@ -48,15 +48,15 @@ fn forwarded_snapshot_becomes_the_board_base_image() {
         assert_eq!(b.next().await, draw(4));
         leave_all(board.addr(), vec![a, b]).await;
 
+        // The server's own picture: every draw, and nothing of what a peer claimed the board was.
         let mut c = Peer::connect(board.addr()).await;
-        assert_eq!(read_board(&mut c).await, (png("snap"), vec![draw(3), draw(4)]));
-        assert_eq!(metric(board.addr(), "smolcanvas_snapshot_bytes").await, png("snap").len() as u64);
+        assert_eq!(read_board(&mut c).await, (String::new(), (1..=4).map(draw).collect()));
     });
 }
 
 #[test]
 fn clear_is_relayed_to_the_others_and_empties_the_board() {
-    let board = Board::start("clear", |_| {});
+    let board = Board::start("clear", peer_sync);
     smol::block_on(async {
         let (mut a, _) = join_alone(board.addr()).await;
         a.send(draw(1)).await;
@@ -73,32 +73,5 @@ fn clear_is_relayed_to_the_others_and_empties_the_board() {
 
         let mut c = Peer::connect(board.addr()).await;
         assert_eq!(read_board(&mut c).await, (String::new(), vec![]));
-        assert_eq!(metric(board.addr(), "smolcanvas_journal_draws").await, 0);
-        assert_eq!(metric(board.addr(), "smolcanvas_snapshot_bytes").await, 0);
-    });
-}
-
-#[test]
-fn journal_limit_makes_the_server_ask_the_oldest_client_for_a_snapshot() {
-    let board = Board::start("compaction", |c| c.journal_limit = 10);
-    smol::block_on(async {
-        let (mut a, _) = join_alone(board.addr()).await;
-        let (mut b, _) = join_via(board.addr(), &mut a, &png("A1")).await;
-        for seq in 0..10 {
-            b.send(draw(seq)).await;
-        }
-        for seq in 0..10 {
-            assert_eq!(a.next().await, draw(seq));
-        }
-        assert_eq!(a.expect_request().await, "server");
-        a.send(draw(100)).await;
-        assert_eq!(b.next().await, draw(100), "b was asked for the snapshot too");
-        a.send_state("server", &png("compacted")).await;
-        leave_all(board.addr(), vec![a, b]).await;
-        assert_eq!(metric(board.addr(), "smolcanvas_journal_draws").await, 1);
-
-        let mut c = Peer::connect(board.addr()).await;
-        assert_eq!(read_board(&mut c).await, (png("compacted"), vec![draw(100)]));
-        assert_eq!(metric(board.addr(), "smolcanvas_canvas_states_dropped_total").await, 0);
     });
 }

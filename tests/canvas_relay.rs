@@ -7,7 +7,7 @@ use support::*;
 
 #[test]
 fn client_count_reaches_every_client_on_join_and_leave() {
-    let board = Board::start("count", |_| {});
+    let board = Board::start("count", peer_sync);
     smol::block_on(async {
         let mut a = Peer::connect(board.addr()).await;
         a.wait_count(1).await;
@@ -37,7 +37,7 @@ fn client_count_reaches_every_client_on_join_and_leave() {
 
 #[test]
 fn draw_is_relayed_normalized_to_every_other_client_and_not_echoed() {
-    let board = Board::start("relay", |_| {});
+    let board = Board::start("relay", peer_sync);
     smol::block_on(async {
         let (mut a, _) = join_alone(board.addr()).await;
         let (mut b, _) = join_via(board.addr(), &mut a, &png("A1")).await;
@@ -67,7 +67,7 @@ fn draw_is_relayed_normalized_to_every_other_client_and_not_echoed() {
 
 #[test]
 fn seed_bare_draw_is_accepted() {
-    let board = Board::start("bare", |_| {});
+    let board = Board::start("bare", peer_sync);
     smol::block_on(async {
         let (mut a, _) = join_alone(board.addr()).await;
         let (mut b, _) = join_via(board.addr(), &mut a, &png("A")).await;

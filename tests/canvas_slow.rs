@@ -24,8 +24,8 @@ fn slow_reader_is_evicted_and_the_others_get_every_draw() {
     /// Gives up if nobody was evicted by then.
     const MAX_DRAWS: usize = 400_000;
     let board = Board::start("slow", |c| {
+        peer_sync(c);
         c.outbox_bytes = 16 * 1024;
-        c.journal_limit = 1 << 30;
         c.rate_limit = 1e9;
         c.rate_burst = 1e9;
     });

@@ -11,7 +11,7 @@ use support::*;
 
 #[test]
 fn sync_asks_the_longest_connected_client_and_routes_the_answer_to_the_newcomer_only() {
-    let board = Board::start("sync", |_| {});
+    let board = Board::start("sync", peer_sync);
     smol::block_on(async {
         let (mut a, id_a) = join_alone(board.addr()).await;
         let (mut b, id_b) = join_via(board.addr(), &mut a, &png("A1")).await;
@@ -40,7 +40,7 @@ fn sync_asks_the_longest_connected_client_and_routes_the_answer_to_the_newcomer_
 
 #[test]
 fn silent_peer_is_skipped_after_the_sync_timeout_and_its_late_answer_dropped() {
-    let board = Board::start("sync-timeout", |_| {});
+    let board = Board::start("sync-timeout", peer_sync);
     smol::block_on(async {
         let (mut a, _) = join_alone(board.addr()).await;
         let (mut b, _) = join_via(board.addr(), &mut a, &png("A1")).await;
@@ -64,7 +64,7 @@ fn silent_peer_is_skipped_after_the_sync_timeout_and_its_late_answer_dropped() {
 
 #[test]
 fn when_every_peer_is_silent_the_server_answers_from_its_board() {
-    let board = Board::start("sync-fallback", |_| {});
+    let board = Board::start("sync-fallback", peer_sync);
     smol::block_on(async {
         let (mut a, id_a) = join_alone(board.addr()).await;
         a.send(draw(1)).await;
@@ -87,7 +87,7 @@ fn when_every_peer_is_silent_the_server_answers_from_its_board() {
 
 #[test]
 fn unsolicited_canvas_state_is_dropped_and_counted() {
-    let board = Board::start("unsolicited", |_| {});
+    let board = Board::start("unsolicited", peer_sync);
     smol::block_on(async {
         let (mut a, _) = join_alone(board.addr()).await;
         let (mut b, id_b) = join_via(board.addr(), &mut a, &png("A1")).await;
@@ -114,7 +114,10 @@ fn unsolicited_canvas_state_is_dropped_and_counted() {
 
 #[test]
 fn canvas_state_that_is_too_large_is_rejected_and_the_sync_stays_pending() {
-    let board = Board::start("snapshot-size", |c| c.max_snapshot_bytes = 100);
+    let board = Board::start("snapshot-size", |c| {
+        peer_sync(c);
+        c.max_snapshot_bytes = 100;
+    });
     smol::block_on(async {
         let (mut a, _) = join_alone(board.addr()).await;
         let mut b = Peer::connect(board.addr()).await;
@@ -130,7 +133,7 @@ fn canvas_state_that_is_too_large_is_rejected_and_the_sync_stays_pending() {
 
 #[test]
 fn client_canvas_request_starts_a_fresh_sync_unless_one_is_in_flight() {
-    let board = Board::start("client-request", |_| {});
+    let board = Board::start("client-request", peer_sync);
     smol::block_on(async {
         let (mut a, _) = join_alone(board.addr()).await;
         let (mut b, id_b) = join_via(board.addr(), &mut a, &png("A1")).await;
@@ -152,7 +155,7 @@ fn client_canvas_request_starts_a_fresh_sync_unless_one_is_in_flight() {
 
 #[test]
 fn lone_client_gets_an_empty_canvas_state() {
-    let board = Board::start("lone", |_| {});
+    let board = Board::start("lone", peer_sync);
     smol::block_on(async {
         let mut a = Peer::connect(board.addr()).await;
         assert_eq!(read_board(&mut a).await, (String::new(), vec![]));

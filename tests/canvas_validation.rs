@@ -21,7 +21,7 @@ async fn assert_rejected(a: &mut Peer, b: &mut Peer, cases: &[(&str, String)]) {
 
 #[test]
 fn each_invalid_draw_gets_invalid_draw_and_is_not_relayed() {
-    let board = Board::start("invalid-draw", |_| {});
+    let board = Board::start("invalid-draw", peer_sync);
     smol::block_on(async {
         let (mut a, _) = join_alone(board.addr()).await;
         let (mut b, _) = join_via(board.addr(), &mut a, &png("A")).await;
@@ -45,7 +45,7 @@ fn each_invalid_draw_gets_invalid_draw_and_is_not_relayed() {
 
 #[test]
 fn bad_json_unknown_type_and_other_invalid_messages_get_their_codes() {
-    let board = Board::start("invalid-other", |_| {});
+    let board = Board::start("invalid-other", peer_sync);
     smol::block_on(async {
         let (mut a, _) = join_alone(board.addr()).await;
         let (mut b, _) = join_via(board.addr(), &mut a, &png("A")).await;
@@ -65,7 +65,7 @@ fn bad_json_unknown_type_and_other_invalid_messages_get_their_codes() {
 
 #[test]
 fn binary_frame_closes_with_1003() {
-    let board = Board::start("binary", |_| {});
+    let board = Board::start("binary", peer_sync);
     smol::block_on(async {
         let (mut a, _) = join_alone(board.addr()).await;
         a.ws.send(Message::binary(vec![1u8, 2, 3])).await.expect("send a binary frame");
@@ -78,6 +78,7 @@ fn binary_frame_closes_with_1003() {
 #[test]
 fn exceeding_the_rate_limit_closes_with_1008() {
     let board = Board::start("rate", |c| {
+        peer_sync(c);
         c.rate_limit = 5.0;
         c.rate_burst = 5.0;
     });
@@ -96,6 +97,7 @@ fn exceeding_the_rate_limit_closes_with_1008() {
 #[test]
 fn answering_many_syncs_does_not_count_against_the_rate_limit() {
     let board = Board::start("rate-answers", |c| {
+        peer_sync(c);
         c.rate_limit = 5.0;
         c.rate_burst = 5.0;
     });
@@ -117,7 +119,7 @@ fn answering_many_syncs_does_not_count_against_the_rate_limit() {
 
 #[test]
 fn repeated_invalid_messages_close_with_1008() {
-    let board = Board::start("invalid-close", |_| {});
+    let board = Board::start("invalid-close", peer_sync);
     smol::block_on(async {
         let (mut a, _) = join_alone(board.addr()).await;
         for _ in 0..15 {

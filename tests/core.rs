@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::Bytes;
 use smolcanvas::RejectReason;
-use smolcanvas::{App, CloseCode, Connection, Message, ServerConfig};
+use smolcanvas::{App, CloseCode, Connection, Message, Request, Routed, ServerConfig};
 
 use support::*;
 
@@ -17,11 +17,13 @@ const PAGE: &str = "<!doctype html><title>echo</title><p>echo test page</p>";
 struct Echo;
 
 impl App for Echo {
-    fn page(&self) -> &'static str {
-        PAGE
+    type Endpoint = ();
+
+    fn route(&self, request: &Request<'_>) -> Routed<()> {
+        Routed::page_and_socket(request, PAGE, ())
     }
 
-    async fn serve(self: Arc<Self>, mut conn: Connection) {
+    async fn serve(self: Arc<Self>, mut conn: Connection, _endpoint: ()) {
         while let Some(message) = conn.recv().await {
             if conn.send(message).await.is_err() {
                 break;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use smolcanvas::RejectReason;
 use smolcanvas::fuzzing::http::MAX_HEAD_BYTES;
-use smolcanvas::{App, Connection};
+use smolcanvas::{App, Connection, Request, Routed};
 
 use support::*;
 
@@ -16,11 +16,13 @@ use support::*;
 struct Echo;
 
 impl App for Echo {
-    fn page(&self) -> &'static str {
-        "<!doctype html><title>echo</title>"
+    type Endpoint = ();
+
+    fn route(&self, request: &Request<'_>) -> Routed<()> {
+        Routed::page_and_socket(request, "<!doctype html><title>echo</title>", ())
     }
 
-    async fn serve(self: Arc<Self>, mut conn: Connection) {
+    async fn serve(self: Arc<Self>, mut conn: Connection, _endpoint: ()) {
         while let Some(message) = conn.recv().await {
             if conn.send(message).await.is_err() {
                 break;

@@ -245,7 +245,8 @@ impl Board {
 
     /// Draws in the live strokes and on the redo stacks (what the board holds in memory).
     pub fn draw_count(&self) -> usize {
-        let live: usize = self.items.iter().map(|item| if let Item::Stroke(s) = item { s.draws.len() } else { 0 }).sum();
+        let live: usize =
+            self.items.iter().map(|item| if let Item::Stroke(s) = item { s.draws.len() } else { 0 }).sum();
         live + self.undone().map(|s| s.draws.len()).sum::<usize>()
     }
 }

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use smolcanvas::{Canvas, CanvasConfig};
+use smolcanvas::{Canvas, CanvasConfig, SyncMode};
 
 use super::dir::TempDir;
 use super::server::{TestServer, config};
@@ -47,4 +47,10 @@ impl Drop for Board {
             self.server.wait_stopped(WAIT).expect("the server stops cleanly");
         }
     }
+}
+
+/// Settings tweak for the v1 suites: a v1 newcomer's sync is asked of a peer first (`--sync
+/// peers`), as v1 servers did; without it the server answers every sync from its own picture.
+pub fn peer_sync(canvas: &mut CanvasConfig) {
+    canvas.sync = SyncMode::Peers;
 }
