@@ -5,10 +5,12 @@
 #![allow(dead_code)]
 
 pub mod board;
+pub mod boards;
 pub mod command;
 pub mod dir;
 pub mod frame;
 pub mod http;
+pub mod image;
 pub mod messages;
 pub mod metrics;
 pub mod peer;
@@ -21,6 +23,8 @@ pub mod ws;
 #[allow(unused_imports)]
 pub use board::*;
 #[allow(unused_imports)]
+pub use boards::*;
+#[allow(unused_imports)]
 pub use command::*;
 #[allow(unused_imports)]
 pub use dir::*;
@@ -28,6 +32,8 @@ pub use dir::*;
 pub use frame::*;
 #[allow(unused_imports)]
 pub use http::*;
+#[allow(unused_imports)]
+pub use image::*;
 #[allow(unused_imports)]
 pub use messages::*;
 #[allow(unused_imports)]

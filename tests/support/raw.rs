@@ -22,6 +22,14 @@ pub fn upgrade_request(addr: SocketAddr, key: &str, extra: &str) -> String {
     )
 }
 
+/// A raw upgrade request for `path` with `key`; `extra` is more header lines, each ending in CRLF.
+pub fn upgrade_request_to(addr: SocketAddr, path: &str, key: &str, extra: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n{extra}\r\n"
+    )
+}
+
 /// A plain TCP client that speaks bytes, HTTP heads and WebSocket frames by hand; each step is
 /// bounded by its `limit`.
 pub struct RawClient {
