@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/build.sh: builds what bench/run.sh measures: smolcanvas and loadgen
 # (cargo, release), the Go + gorilla/websocket peer (Debian packages, offline
-# GOPATH build) and the Node + ws peer (npm ci). Installs missing Debian
+# GOPATH build), the Node + ws peer (npm ci) and the floor peer (cargo, its own
+# workspace: one send per receiver and nothing else, the least any server can do). Installs missing Debian
 # packages with apt-get when run as root.
 # Usage: bash bench/build.sh [peers]   (peers: only the two peers, no cargo build)
 set -euo pipefail
@@ -31,5 +32,8 @@ echo "== go-gorilla ($(go version | cut -d' ' -f3))"
 
 echo "== node-ws (node $(node --version))"
 (cd bench/peers/node-ws && npm ci --no-audit --no-fund --loglevel=error)
+
+echo "== floor (cargo build --release in bench/peers/floor)"
+(cd bench/peers/floor && cargo build --release --quiet)
 
 echo "bench/build.sh: done"

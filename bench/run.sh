@@ -7,7 +7,7 @@
 # Build first: bash bench/build.sh
 #
 # Usage: bash bench/run.sh [--quick | --check] [SERVER...]
-#   SERVER: go-gorilla node-ws smolcanvas (default: all three)
+#   SERVER: floor go-gorilla node-ws smolcanvas (default: all four)
 #   --quick  small N and short runs (about 2 minutes for all three)
 #   --check  protocol check only: relay (loadgen latency) and a peer sync (loadgen join)
 # Environment (defaults in brackets, quick values after the slash):
@@ -25,11 +25,11 @@ for arg in "$@"; do
   case "$arg" in
     --quick) MODE=quick ;;
     --check) MODE=check ;;
-    go-gorilla | node-ws | smolcanvas) SERVERS+=("$arg") ;;
-    *) echo "usage: bash bench/run.sh [--quick | --check] [go-gorilla] [node-ws] [smolcanvas]" >&2; exit 2 ;;
+    floor | go-gorilla | node-ws | smolcanvas) SERVERS+=("$arg") ;;
+    *) echo "usage: bash bench/run.sh [--quick | --check] [floor] [go-gorilla] [node-ws] [smolcanvas]" >&2; exit 2 ;;
   esac
 done
-[ ${#SERVERS[@]} -gt 0 ] || SERVERS=(go-gorilla node-ws smolcanvas)
+[ ${#SERVERS[@]} -gt 0 ] || SERVERS=(floor go-gorilla node-ws smolcanvas)
 
 if [ "$MODE" = quick ]; then
   : "${IDLE_N:=500}" "${HOLD_SECS:=2}" "${FANOUT_SECS:=3}" "${JOIN_ROUNDS:=10}"
@@ -42,7 +42,8 @@ LOADGEN=$ROOT/target/$PROFILE/loadgen
 SMOLCANVAS=$ROOT/target/$PROFILE/smolcanvas
 mkdir -p "$OUT"
 
-for bin in "$LOADGEN" "$SMOLCANVAS" bench/peers/go-gorilla/go-gorilla bench/peers/node-ws/node_modules/ws; do
+for bin in "$LOADGEN" "$SMOLCANVAS" bench/peers/go-gorilla/go-gorilla bench/peers/node-ws/node_modules/ws \
+  bench/peers/floor/target/release/floor; do
   [ -e "$bin" ] || { echo "missing $bin: run bash bench/build.sh first" >&2; exit 1; }
 done
 # Both sides hold N sockets; raise the open-file limit as far as allowed.
@@ -69,10 +70,12 @@ start_server() {
   case "$name" in
     smolcanvas)
       DATA_DIR=$(mktemp -d)
+      # --sync peers: the v1 protocol the other peers speak, where a peer answers a newcomer's sync.
       taskset -c "$SERVER_CPU" "$SMOLCANVAS" --listen "127.0.0.1:$port" --data-dir "$DATA_DIR" \
-        --log-level warn 2>"$log" &
+        --sync peers --log-level warn 2>"$log" &
       ;;
     go-gorilla) taskset -c "$SERVER_CPU" bench/peers/go-gorilla/go-gorilla "127.0.0.1:$port" 2>"$log" & ;;
+    floor) taskset -c "$SERVER_CPU" bench/peers/floor/target/release/floor "127.0.0.1:$port" 2>"$log" & ;;
     node-ws) taskset -c "$SERVER_CPU" node bench/peers/node-ws/server.js "127.0.0.1:$port" 2>"$log" & ;;
   esac
   SERVER_PID=$!
@@ -166,6 +169,7 @@ row() {
       if [ $n = 100 ]; then t="fan-out to 100 (10 senders x 50/s, ${FANOUT_SECS} s)"; else t="fan-out to 1000 (5 senders x 20/s, ${FANOUT_SECS} s)"; fi
       row "$t: relay p50 / p99" '$(kv "$s" '$f' latency_p50_ms) / $(kv "$s" '$f' latency_p99_ms) ms'
       row "fan-out to $n: server CPU per delivered draw" '$(kv "$s" '$f' server_cpu_us_per_delivery) µs'
+      row "fan-out to $n: of which user / system" '$(kv "$s" '$f' server_user_us_per_delivery) / $(kv "$s" '$f' server_sys_us_per_delivery) µs'
       row "fan-out to $n: delivered / expected" '$(kv "$s" '$f' delivered) / $(kv "$s" '$f' expected_deliveries)'
     done
     row "newcomer to $((JOIN_N - 1)) peers: connect to canvasState p50 / p99" '$(kv "$s" join join_to_state_p50_ms) / $(kv "$s" join join_to_state_p99_ms) ms'

@@ -18,7 +18,11 @@ impl App for Echo {
     type Endpoint = ();
 
     fn route(&self, request: &Request<'_>) -> Routed<()> {
-        Routed::page_and_socket(request, "<!doctype html><title>echo</title><p>WebSocket echo at <code>/ws</code>.</p>", ())
+        Routed::page_and_socket(
+            request,
+            "<!doctype html><title>echo</title><p>WebSocket echo at <code>/ws</code>.</p>",
+            (),
+        )
     }
 
     async fn serve(self: Arc<Self>, mut conn: Connection, _endpoint: ()) {

@@ -32,7 +32,9 @@ enum Handshake<E> {
 pub(crate) async fn handle<A: App>(tcp: TcpStream, peer: SocketAddr, app: Arc<A>, shared: Arc<Shared>) {
     let timeout = shared.config.handshake_timeout;
     // The TLS handshake, the request head and the upgrade share one time bound.
-    let bounded = async {
+    // Boxed: they are large and short-lived; in the task they would add their
+    // size to every connection for its whole life.
+    let bounded = Box::pin(async {
         let mut stream = match open(tcp, peer, &shared).await {
             Some(stream) => stream,
             None => return None,
@@ -41,15 +43,17 @@ pub(crate) async fn handle<A: App>(tcp: TcpStream, peer: SocketAddr, app: Arc<A>
             Handshake::Done => None,
             Handshake::Upgraded(head, leftover, slot, endpoint) => Some((stream, head, leftover, slot, endpoint)),
         }
-    };
+    });
     let timed_out = async {
         Timer::after(timeout).await;
         shared.metrics.reject(RejectReason::Timeout);
         info!("{peer}: closed: request head and upgrade not complete within {timeout:?}");
         None
     };
-    match bounded.or(timed_out).await {
-        None => {}
+    // The handshake's results live in this block only: the task keeps just the
+    // connection, its slot and its endpoint while it serves.
+    let (conn, slot, endpoint) = match bounded.or(timed_out).await {
+        None => return,
         Some((stream, head, leftover, slot, endpoint)) => {
             debug!("{peer}: upgraded {}", head.path);
             let limit = MessageLimit::new(app.message_limit().min(shared.config.max_message_bytes));
@@ -60,13 +64,14 @@ pub(crate) async fn handle<A: App>(tcp: TcpStream, peer: SocketAddr, app: Arc<A>
                 return;
             }
             let ws =
-                WebSocketStream::from_partially_read(guarded, leftover, Role::Server, Some(shared.ws_config)).await;
-            let conn = Connection::new(ws, limit, peer, head.path, head.query, shared.connection.clone());
-            app.serve(conn, endpoint).await;
-            drop(slot);
-            debug!("{peer}: connection over");
+                Box::pin(WebSocketStream::from_partially_read(guarded, leftover, Role::Server, Some(shared.ws_config)))
+                    .await;
+            (Connection::new(ws, limit, peer, head.path, head.query, shared.connection.clone()), slot, endpoint)
         }
-    }
+    };
+    app.serve(conn, endpoint).await;
+    drop(slot);
+    debug!("{peer}: connection over");
 }
 
 /// Plain TCP as it is, or the TLS handshake when the server has a certificate.
@@ -142,20 +147,14 @@ async fn handshake<A: App>(
                 query: head.query.as_deref(),
                 upgrade: key.is_some(),
                 protocols: http::offered_protocols(&head),
+                head: &head,
             };
             let routed = app.route(&request);
             match (routed, key) {
                 (Routed::Socket { endpoint, protocol }, Some(key)) => {
                     return upgrade(stream, peer, head, leftover, &key, protocol, endpoint, shared).await;
                 }
-                (Routed::Socket { .. } | Routed::UpgradeRequired, None) => {
-                    let missing = if head.method == "GET" {
-                        "no `Upgrade: websocket` header"
-                    } else {
-                        "an upgrade is a GET request"
-                    };
-                    refuse(&head, Refusal::NotUpgrade(missing), peer, shared, head_only)
-                }
+                (Routed::Socket { .. } | Routed::UpgradeRequired, None) => probe(&head, peer, shared, head_only),
                 (Routed::UpgradeRequired, Some(_)) => {
                     refuse(&head, Refusal::NotUpgrade("the app expects no upgrade here"), peer, shared, head_only)
                 }
@@ -170,8 +169,18 @@ async fn handshake<A: App>(
                 }
                 (Routed::Reply(reply), key) => {
                     if key.is_some() && reply.status.code() >= 400 {
-                        shared.metrics.reject(reply.status.reject_reason());
-                        info!("{peer}: {} on {} {}: {}", reply.status.code(), head.method, head.path, reply_text(&reply));
+                        let reason = match reply.status {
+                            Status::Unavailable => RejectReason::AppLimit,
+                            status => status.reject_reason(),
+                        };
+                        shared.metrics.reject(reason);
+                        info!(
+                            "{peer}: {} on {} {}: {}",
+                            reply.status.code(),
+                            head.method,
+                            head.path,
+                            reply_text(&reply)
+                        );
                     }
                     reply_bytes(&reply, head_only)
                 }
@@ -183,6 +192,35 @@ async fn handshake<A: App>(
     add(&shared.metrics.http_requests, 1);
     respond(stream, reply).await;
     Handshake::Done
+}
+
+/// A plain GET of a socket path: what an upgrade from this client would get
+/// now, short of the upgrade itself (403 for the Origin it names in
+/// `X-Smolcanvas-Origin`, which a same-origin GET cannot send as `Origin`;
+/// 429 or 503 for the client limits), else 426. A page asks this to tell its
+/// user why its socket failed: a browser never shows a refused upgrade's status.
+fn probe(head: &RequestHead, peer: SocketAddr, shared: &Shared, head_only: bool) -> Vec<u8> {
+    if let Some(origin) = head.header(http::PROBE_ORIGIN_HEADER) {
+        if let Some(refusal) = http::origin_refusal(head, origin, &shared.config.allow_origins) {
+            debug!("{peer}: 403 on a probe of {}: {refusal}", head.path);
+            let body = format!("403 Forbidden: {refusal}\n");
+            return http::response(Status::Forbidden, "text/plain; charset=utf-8", "", body.as_bytes(), head_only);
+        }
+    }
+    let cap = shared.config.max_clients_per_ip;
+    if cap > 0 && shared.ip_clients(peer.ip()) >= cap {
+        let body = format!(
+            "429 Too Many Requests: {cap} clients already connected from this address (--max-clients-per-ip)\n"
+        );
+        return http::response(Status::TooManyRequests, "text/plain; charset=utf-8", "", body.as_bytes(), head_only);
+    }
+    let max = shared.config.max_clients;
+    if shared.clients.load(Ordering::Acquire) >= max {
+        let body = format!("503 Service Unavailable: {max} clients connected, the limit set by --max-clients\n");
+        return http::response(Status::Unavailable, "text/plain; charset=utf-8", "", body.as_bytes(), head_only);
+    }
+    let missing = if head.method == "GET" { "no `Upgrade: websocket` header" } else { "an upgrade is a GET request" };
+    refuse(head, Refusal::NotUpgrade(missing), peer, shared, head_only)
 }
 
 /// The answer to a refused request. Refused upgrades and malformed requests

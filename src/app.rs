@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::config::{InvalidConfig, ServerConfig};
 use crate::connection::Connection;
-use crate::http::Status;
+use crate::http::{RequestHead, Status};
 
 /// An application served by the core: its routes, health text, metrics, and a WebSocket handler.
 ///
@@ -126,12 +126,18 @@ pub struct Request<'a> {
     pub upgrade: bool,
     /// The subprotocols the client offered (`Sec-WebSocket-Protocol`), in its order.
     pub protocols: Vec<&'a str>,
+    pub(crate) head: &'a RequestHead,
 }
 
 impl Request<'_> {
     /// Whether the client offered subprotocol `name`.
     pub fn offers(&self, name: &str) -> bool {
         self.protocols.contains(&name)
+    }
+
+    /// The value of header `name` (case-insensitive; the first if repeated).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.header(name)
     }
 }
 

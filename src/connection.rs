@@ -6,6 +6,13 @@
 //! messages are written in batches (everything queued at that moment) and
 //! flushed once, so a burst costs one syscall, not one per message.
 //!
+//! A broadcaster's prepared frames usually skip the task altogether: over
+//! plain TCP, [`Connection::next`] attaches the socket to the outbox it
+//! delivers, and `Outbox::push_frame` writes to it directly whenever nothing
+//! is waiting to be written before (see `outbox` and `wire`). The task still
+//! owns everything else: reads, pings, pongs, the close handshake, and
+//! whatever the socket did not take at once.
+//!
 //! What one connection can make the server hold for writing is bounded: a
 //! message larger than [`MAX_FRAME_PAYLOAD`] goes out as fragments of that
 //! size, each written only once the one before has left tungstenite's
@@ -31,20 +38,17 @@ use smol::Timer;
 
 use crate::limit::{Guarded, MessageLimit, MessageTooBig};
 use crate::metrics::{Metrics, add};
-use crate::outbox::{ConnectionClosed, OutboxReceiver};
+use crate::outbox::{ConnectionClosed, OutboxReceiver, Outgoing};
 use crate::rate::TokenBucket;
 use crate::stream::Stream;
 use crate::timeout::timeout;
 use crate::tripwire::{TripListener, Tripwire};
+use crate::wire::MAX_FRAME_PAYLOAD;
 
 /// Most queued messages written before a flush; bounds one batch's latency.
 const MAX_BATCH: usize = 256;
 /// How long a close handshake waits for the peer's answer.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Largest frame payload the server writes. A larger message is sent as
-/// fragments of this size (RFC 6455 section 5.4), so tungstenite's write
-/// buffer never holds a whole snapshot for a client that reads slowly.
-pub const MAX_FRAME_PAYLOAD: usize = 16 * 1024;
 
 /// What a connection needs of the server: its timings, counters and shutdown wire.
 #[derive(Debug)]
@@ -149,7 +153,7 @@ impl std::fmt::Debug for Connection {
 
 enum Wake {
     Read(Option<Result<Message, WsError>>),
-    Outgoing(Option<Message>),
+    Outgoing(Option<Outgoing>),
     Heartbeat,
     Shutdown,
 }
@@ -246,6 +250,7 @@ impl Connection {
     /// everything queued in `outbox`; `None` once the connection is over
     /// (closed by the peer, idle, evicted, shut down or failed).
     pub async fn next(&mut self, outbox: Option<&OutboxReceiver>) -> Option<Message> {
+        self.attach(outbox);
         while self.state == State::Open {
             match self.wait(outbox).await {
                 Wake::Read(read) => {
@@ -253,8 +258,10 @@ impl Connection {
                         return Some(message);
                     }
                 }
-                Wake::Outgoing(Some(message)) => {
-                    if self.write(message, outbox).await {
+                Wake::Outgoing(Some(outgoing)) => {
+                    // Boxed: over plain TCP broadcasts mostly go out without this task,
+                    // so a write future in every idle connection's task would be waste.
+                    if Box::pin(self.write(outgoing.into_message(), outbox)).await {
                         // Give the peer a turn so a busy outbox cannot starve reading.
                         if let Some(read) = future::poll_once(self.ws.next()).await {
                             if let Some(message) = self.on_read(read).await {
@@ -269,7 +276,22 @@ impl Connection {
                 Wake::Shutdown => self.close(CloseCode::Away, "server shutting down").await,
             }
         }
+        self.stop_direct();
         None
+    }
+
+    /// Lets broadcasters write to this connection's socket directly (plain TCP only).
+    fn attach(&self, outbox: Option<&OutboxReceiver>) {
+        if let (Some(outbox), Some(wire)) = (outbox, self.ws.get_ref().get_ref().wire()) {
+            outbox.attach(wire, &self.settings.metrics);
+        }
+    }
+
+    /// No more direct writes: the close frame is about to go out, or the connection is over.
+    fn stop_direct(&self) {
+        if let Some(wire) = self.ws.get_ref().get_ref().wire() {
+            wire.close_direct();
+        }
     }
 
     /// Runs `work` to its end while writing whatever `outbox` queues
@@ -277,17 +299,19 @@ impl Connection {
     /// actor's mailbox, say) keeps delivering to its client, so only a client
     /// that does not read is ever too slow. `None` if the connection ended first.
     pub async fn deliver_until<T>(&mut self, outbox: &OutboxReceiver, work: impl Future<Output = T>) -> Option<T> {
+        self.attach(Some(outbox));
         let mut work = pin!(work);
         while self.state == State::Open {
-            let step = async { Ok(work.as_mut().await) }.or(async { Err(outbox.recv().await) }).await;
+            let step = async { Ok(work.as_mut().await) }.or(async { Err(outbox.outgoing().await) }).await;
             match step {
                 Ok(done) => return Some(done),
-                Err(Some(message)) => {
-                    self.write(message, Some(outbox)).await;
+                Err(Some(outgoing)) => {
+                    Box::pin(self.write(outgoing.into_message(), Some(outbox))).await;
                 }
                 Err(None) => self.on_outbox_closed(Some(outbox)).await,
             }
         }
+        self.stop_direct();
         None
     }
 
@@ -310,7 +334,7 @@ impl Connection {
         // Eviction closes the outbox, which wakes `outgoing`.
         let outgoing = async {
             match outbox {
-                Some(outbox) => Wake::Outgoing(outbox.recv().await),
+                Some(outbox) => Wake::Outgoing(outbox.outgoing().await),
                 None => future::pending().await,
             }
         };
@@ -335,8 +359,14 @@ impl Connection {
                     }
                     Message::Close(frame) => {
                         debug!("{}: peer closed ({})", self.peer, describe(frame.as_ref()));
-                        // Reading on sends tungstenite's queued close reply and ends the stream.
-                        let _ = timeout(CLOSE_TIMEOUT, self.ws.next()).await;
+                        // tungstenite's close reply goes out on the next read: nothing may follow it.
+                        self.stop_direct();
+                        // Boxed: once per connection, not worth a larger task for all of them.
+                        Box::pin(async {
+                            // Reading on sends tungstenite's queued close reply and ends the stream.
+                            let _ = timeout(CLOSE_TIMEOUT, self.ws.next()).await;
+                        })
+                        .await;
                         self.state = State::Closed;
                         None
                     }
@@ -383,6 +413,7 @@ impl Connection {
             }
         };
         info!("{}: closing with {}: {err}", self.peer, u16::from(code));
+        self.stop_direct();
         // The read side has ended; send the close and give up on its answer.
         let frame = CloseFrame { code, reason: reason.into() };
         let _ = timeout(CLOSE_TIMEOUT, self.ws.send(Message::Close(Some(frame)))).await;
@@ -400,7 +431,7 @@ impl Connection {
         }
         if now >= self.next_ping {
             self.next_ping = now + config.ping_interval;
-            if !self.write(Message::Ping(Default::default()), None).await {
+            if !self.write(Some(Message::Ping(Default::default())), None).await {
                 return;
             }
         }
@@ -410,12 +441,15 @@ impl Connection {
     /// Sends one message now (a large one in fragments); an error once the
     /// connection is over.
     pub async fn send(&mut self, message: Message) -> Result<(), ConnectionClosed> {
-        if self.write(message, None).await { Ok(()) } else { Err(ConnectionClosed) }
+        if Box::pin(self.write(Some(message), None)).await { Ok(()) } else { Err(ConnectionClosed) }
     }
 
-    /// Writes `first` and then whatever is queued in `outbox`, flushing once.
-    /// A write that makes no progress for the idle timeout ends the connection.
-    async fn write(&mut self, first: Message, outbox: Option<&OutboxReceiver>) -> bool {
+    /// Writes `first` and then whatever is queued in `outbox`, flushing once
+    /// (which also sends the tail of a direct send the socket did not take).
+    /// Once everything taken from `outbox` is written, direct sends may
+    /// resume. A write that makes no progress for the idle timeout ends the
+    /// connection.
+    async fn write(&mut self, first: Option<Message>, outbox: Option<&OutboxReceiver>) -> bool {
         if self.state != State::Open {
             return false;
         }
@@ -446,7 +480,12 @@ impl Connection {
             }
         };
         match result {
-            Ok(()) => true,
+            Ok(()) => {
+                if let Some(outbox) = outbox {
+                    outbox.release();
+                }
+                true
+            }
             Err(WriteError::Ws(err)) => {
                 debug!("{}: write failed: {err}", self.peer);
                 self.state = State::Closed;
@@ -468,6 +507,7 @@ impl Connection {
             return;
         }
         self.state = State::Closed;
+        self.stop_direct();
         debug!("{}: closing with {}: {reason}", self.peer, u16::from(code));
         let frame = CloseFrame { code, reason: reason.to_string().into() };
         let grace =
@@ -489,6 +529,16 @@ impl Connection {
     }
 }
 
+impl Outgoing {
+    /// The message to write first; `None` when only a flush is owed.
+    fn into_message(self) -> Option<Message> {
+        match self {
+            Outgoing::Message(message) => Some(message),
+            Outgoing::Flush => None,
+        }
+    }
+}
+
 enum WriteError {
     Ws(WsError),
     Stalled,
@@ -498,11 +548,11 @@ enum WriteError {
 
 async fn write_batch(
     ws: &mut WebSocketStream<Guarded<Stream>>,
-    first: Message,
+    first: Option<Message>,
     outbox: Option<&OutboxReceiver>,
     metrics: &Metrics,
 ) -> Result<(), WriteError> {
-    let mut next = Some(first);
+    let mut next = first.or_else(|| outbox.and_then(OutboxReceiver::try_recv));
     let mut count = 0;
     while let Some(message) = next.take() {
         // A message queued as fragments is written whole: nothing may come between them.

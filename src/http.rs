@@ -264,6 +264,8 @@ pub enum Status {
     Ok,
     /// 303
     SeeOther,
+    /// 304
+    NotModified,
     /// 400
     BadRequest,
     /// 401
@@ -290,6 +292,7 @@ impl Status {
         match self {
             Status::Ok => 200,
             Status::SeeOther => 303,
+            Status::NotModified => 304,
             Status::BadRequest => 400,
             Status::Unauthorized => 401,
             Status::Forbidden => 403,
@@ -307,6 +310,7 @@ impl Status {
         match self {
             Status::Ok => "OK",
             Status::SeeOther => "See Other",
+            Status::NotModified => "Not Modified",
             Status::BadRequest => "Bad Request",
             Status::Unauthorized => "Unauthorized",
             Status::Forbidden => "Forbidden",
@@ -409,9 +413,20 @@ fn is_valid_key(key: &str) -> bool {
 /// No `Origin` passes (non-browser clients); otherwise it must be the server's
 /// own host (as the client addressed it: [`RequestHead::host`]) or one of `allow_origins`.
 pub fn origin_allowed(head: &RequestHead, allow_origins: &[String]) -> bool {
-    let Some(origin) = head.header("origin") else {
-        return true;
-    };
+    head.header("origin").is_none_or(|origin| origin_matches(head, origin, allow_origins))
+}
+
+/// The header a page's plain GET of its socket path names its origin in, to
+/// learn whether an upgrade from it would be refused (a same-origin GET carries no `Origin`).
+pub const PROBE_ORIGIN_HEADER: &str = "x-smolcanvas-origin";
+
+/// Why an upgrade with Origin `origin` would be refused, if it would.
+pub fn origin_refusal(head: &RequestHead, origin: &str, allow_origins: &[String]) -> Option<Refusal> {
+    (!origin_matches(head, origin, allow_origins))
+        .then(|| Refusal::Origin { origin: origin.to_string(), host: head.host().map(str::to_string) })
+}
+
+fn origin_matches(head: &RequestHead, origin: &str, allow_origins: &[String]) -> bool {
     if allow_origins.iter().any(|allowed| allowed.eq_ignore_ascii_case(origin)) {
         return true;
     }

@@ -60,6 +60,8 @@
 //! - `metrics`: the core's counters and their Prometheus text.
 //! - `rate`: the token bucket a peer's frames spend.
 //! - `config`: [`ServerConfig`] with its defaults and checks.
+//! - `wire`: a plain TCP socket shared by its connection task and
+//!   broadcasters, and the prepared frame written to it directly.
 //! - `stream`: plain TCP or TLS behind one type.
 //! - `tls`: the certificate and the TLS handshake (feature `tls`).
 //! - `limit`: the per-connection message-size guard on incoming frames.
@@ -100,6 +102,7 @@ mod timeout;
 mod tls;
 mod tripwire;
 mod urls;
+mod wire;
 
 pub use app::{App, LaterReply, Reply, Request, Routed, Spawner};
 pub use canvas::{Canvas, CanvasConfig, OpenError, SyncMode};
@@ -117,7 +120,8 @@ pub use tripwire::Tripwire;
 pub use async_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode};
 
 /// Parsers and recovery code exposed for the fuzz targets and their
-/// regression tests; not part of the supported API.
+/// regression tests, and the board picture for its benchmark; not part of
+/// the supported API.
 #[doc(hidden)]
 #[allow(missing_docs)]
 pub mod fuzzing {
@@ -138,11 +142,19 @@ pub mod fuzzing {
         };
     }
 
+    /// The server's picture of a board: painting, PNG and data URLs
+    /// (`benches/picture.rs`).
+    pub mod picture {
+        pub use crate::canvas::picture::{
+            HEIGHT, MAX_PNG_PIXELS, Picture, PictureError, Segment, WIDTH, data_url_png, parse_color, png_data_url,
+        };
+    }
+
     /// Request heads, routing and plain responses.
     pub mod http {
         pub use crate::http::{
-            HeadError, MAX_HEAD_BYTES, Refusal, RequestHead, Route, WS_PATH, accept_key, origin_allowed,
-            plain_status, response, route, switching_protocols,
+            HeadError, MAX_HEAD_BYTES, Refusal, RequestHead, Route, WS_PATH, accept_key, origin_allowed, plain_status,
+            response, route, switching_protocols,
         };
     }
 }

@@ -88,6 +88,11 @@ impl<S> Guarded<S> {
         Guarded { inner, limit, position: Position::Header { bytes: [0; 14], have: 0 }, message: 0 }
     }
 
+    /// The stream under the guard.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
     /// Follows the frames in `data` (bytes the client sent, in order).
     pub fn inspect(&mut self, mut data: &[u8]) -> Result<(), MessageTooBig> {
         while !data.is_empty() {

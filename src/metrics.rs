@@ -20,11 +20,13 @@ pub enum RejectReason {
     Unauthorized,
     /// `max-clients-per-ip` were connected from that address: 429.
     PerIp,
+    /// The app refused the upgrade with a limit of its own (the canvas: the board limits): 503.
+    AppLimit,
 }
 
 impl RejectReason {
     /// Every reason, in the order `/metrics` lists them.
-    pub const ALL: [RejectReason; 7] = [
+    pub const ALL: [RejectReason; 8] = [
         RejectReason::MaxClients,
         RejectReason::Origin,
         RejectReason::BadRequest,
@@ -32,6 +34,7 @@ impl RejectReason {
         RejectReason::Timeout,
         RejectReason::Unauthorized,
         RejectReason::PerIp,
+        RejectReason::AppLimit,
     ];
 
     /// The label value used in `/metrics`.
@@ -44,6 +47,7 @@ impl RejectReason {
             RejectReason::Timeout => "timeout",
             RejectReason::Unauthorized => "unauthorized",
             RejectReason::PerIp => "per_ip",
+            RejectReason::AppLimit => "app_limit",
         }
     }
 }

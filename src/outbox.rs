@@ -10,17 +10,41 @@
 //! mutex that neither side holds across an await (uncontended, a few
 //! nanoseconds), and an `AtomicWaker` for the one receiver. Waiting costs no
 //! allocation, and an idle outbox gives its buffer back.
+//!
+//! # Broadcasts straight to the socket
+//!
+//! A broadcaster that sends the same text to many clients frames it once
+//! ([`PreparedFrame`]) and calls [`Outbox::push_frame`] per client. Once the
+//! client's connection task delivers this outbox over plain TCP, it attaches
+//! its socket ([`Wire`]); from then on, when nothing is queued and the task
+//! holds nothing it took from the queue and has not written yet, the push
+//! writes the frame to the socket itself with one non-blocking send, from
+//! the broadcaster's task: no queue slot, no task wake-up, no framing per
+//! client. Whatever the socket refuses is queued exactly as a plain
+//! [`Outbox::push`] would (same byte bound, same `Full`, same eviction), and
+//! the task writes it; the tail of a frame the socket took only part of
+//! stays in the wire and goes out first. The queue state below decides who
+//! may write, under the queue's lock:
+//!
+//! - `task_writing`: the connection task took messages from the queue and
+//!   has not finished writing them (set by taking, cleared by
+//!   [`OutboxReceiver::release`] once the queue is empty and all is
+//!   flushed). Direct sends would overtake them, so pushes queue.
+//! - `flush`: a direct send left a frame's tail in the wire; the task is
+//!   woken to flush it ([`Outgoing::Flush`]), and pushes queue meanwhile.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::poll_fn;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::task::{Context, Poll};
 
 use async_tungstenite::tungstenite::Message;
 use atomic_waker::AtomicWaker;
 
 use crate::Tripwire;
+use crate::metrics::{Metrics, add};
+use crate::wire::{Direct, PreparedFrame, Wire};
 
 /// Slots an empty queue may keep allocated.
 const IDLE_CAPACITY: usize = 4;
@@ -33,6 +57,24 @@ struct Queue {
     /// Queued messages that do not.
     exempt: usize,
     closed: bool,
+    /// The connection's socket and counters, for direct sends (plain TCP,
+    /// attached by the connection task). Weak: the socket closes with its
+    /// connection, not with the last outbox.
+    direct: Option<(Weak<Wire>, Arc<Metrics>)>,
+    /// The connection task took messages and has not finished writing them.
+    task_writing: bool,
+    /// A direct send left a frame's tail in the wire for the task to flush.
+    flush: bool,
+}
+
+/// What the connection task is handed: a queued message, or the order to
+/// flush the tail of a frame a direct send could not finish.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    /// A queued message.
+    Message(Message),
+    /// Nothing queued, but the socket owes the tail of a direct send.
+    Flush,
 }
 
 struct Entry {
@@ -158,6 +200,42 @@ impl Outbox {
         self.enqueue(message, true)
     }
 
+    /// Sends a prepared broadcast frame: straight to the client's socket
+    /// when nothing is waiting to be written before it, otherwise queued
+    /// like [`Outbox::push`] (and refused the same way: `Full` when the queue
+    /// holds too many bytes, `Closed` when the connection is gone).
+    ///
+    /// A direct send costs one non-blocking `send` on the caller's task and
+    /// never blocks; what the socket does not take is written by the
+    /// client's own task. Messages larger than one frame, TLS connections
+    /// and connections whose task has not yet started delivering this outbox
+    /// always queue.
+    pub(crate) fn push_frame(&self, frame: &PreparedFrame) -> Result<(), PushError> {
+        let mut queue = self.shared.queue();
+        if queue.closed {
+            return Err(PushError::Closed(frame.message()));
+        }
+        if queue.items.is_empty()
+            && !queue.task_writing
+            && !queue.flush
+            && let (Some((wire, metrics)), Some(bytes)) = (&queue.direct, frame.bytes())
+            && let Some(wire) = wire.upgrade()
+        {
+            let sent = wire.try_send(bytes);
+            if sent != Direct::NotSent {
+                add(&metrics.messages_out, 1);
+                add(&metrics.bytes_out, frame.len() as u64);
+                if sent == Direct::Partial {
+                    queue.flush = true;
+                    drop(queue);
+                    self.shared.waker.wake();
+                }
+                return Ok(());
+            }
+        }
+        self.enqueue_locked(queue, frame.message(), true)
+    }
+
     /// Queues `messages`, together and whatever the queue holds, without
     /// counting them against the byte limit: for replies whose size the
     /// caller bounds itself (a newcomer's board sync, however large, must not
@@ -180,20 +258,27 @@ impl Outbox {
     }
 
     fn enqueue(&self, message: Message, counted: bool) -> Result<(), PushError> {
+        self.enqueue_locked(self.shared.queue(), message, counted)
+    }
+
+    fn enqueue_locked(
+        &self,
+        mut queue: MutexGuard<'_, Queue>,
+        message: Message,
+        counted: bool,
+    ) -> Result<(), PushError> {
         let size = message.len();
-        {
-            let mut queue = self.shared.queue();
-            if queue.closed {
-                return Err(PushError::Closed(message));
-            }
-            if counted {
-                if queue.bytes > 0 && queue.bytes + size > self.shared.limit {
-                    return Err(PushError::Full(message));
-                }
-                queue.bytes += size;
-            }
-            queue.items.push_back(Entry { message, counted });
+        if queue.closed {
+            return Err(PushError::Closed(message));
         }
+        if counted {
+            if queue.bytes > 0 && queue.bytes + size > self.shared.limit {
+                return Err(PushError::Full(message));
+            }
+            queue.bytes += size;
+        }
+        queue.items.push_back(Entry { message, counted });
+        drop(queue);
         self.shared.waker.wake();
         Ok(())
     }
@@ -235,8 +320,13 @@ impl Drop for Outbox {
 impl OutboxReceiver {
     /// The next message if one is waiting (none once evicted).
     pub fn try_recv(&self) -> Option<Message> {
-        let mut queue = self.shared.queue();
+        Self::take(&mut self.shared.queue())
+    }
+
+    fn take(queue: &mut Queue) -> Option<Message> {
         let Entry { message, counted } = queue.items.pop_front()?;
+        // Until the task has written it, direct sends would overtake it.
+        queue.task_writing = true;
         if counted {
             queue.bytes -= message.len();
         } else {
@@ -265,6 +355,55 @@ impl OutboxReceiver {
     /// Waits for the next message; `None` once the outbox is dropped or evicted.
     pub async fn recv(&self) -> Option<Message> {
         poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Lets broadcasters write prepared frames to `wire` directly (see the
+    /// module doc); the connection task calls it when it delivers this outbox.
+    pub(crate) fn attach(&self, wire: &Arc<Wire>, metrics: &Arc<Metrics>) {
+        let mut queue = self.shared.queue();
+        if queue.direct.is_none() {
+            queue.direct = Some((Arc::downgrade(wire), metrics.clone()));
+        }
+    }
+
+    /// What the connection task must write next: a message, or the tail of
+    /// a direct send; `Ready(None)` once the outbox is dropped or evicted.
+    pub(crate) fn poll_outgoing(&self, cx: &mut Context<'_>) -> Poll<Option<Outgoing>> {
+        let next = |queue: &mut Queue| match Self::take(queue) {
+            Some(message) => Some(Outgoing::Message(message)),
+            None if queue.flush => {
+                queue.flush = false;
+                queue.task_writing = true;
+                Some(Outgoing::Flush)
+            }
+            None => None,
+        };
+        if let Some(out) = next(&mut self.shared.queue()) {
+            return Poll::Ready(Some(out));
+        }
+        self.shared.waker.register(cx.waker());
+        let mut queue = self.shared.queue();
+        match next(&mut queue) {
+            Some(out) => Poll::Ready(Some(out)),
+            None if queue.closed => Poll::Ready(None),
+            None => Poll::Pending,
+        }
+    }
+
+    /// Waits for [`OutboxReceiver::poll_outgoing`].
+    pub(crate) async fn outgoing(&self) -> Option<Outgoing> {
+        poll_fn(|cx| self.poll_outgoing(cx)).await
+    }
+
+    /// The connection task wrote and flushed everything it took: direct
+    /// sends may resume unless more is waiting (`false`: take that first).
+    pub(crate) fn release(&self) -> bool {
+        let mut queue = self.shared.queue();
+        if queue.items.is_empty() && !queue.flush {
+            queue.task_writing = false;
+            return true;
+        }
+        false
     }
 
     /// Waits until the client is evicted.

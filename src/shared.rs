@@ -10,9 +10,10 @@ use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use event_listener::Event;
 
 use crate::config::ServerConfig;
-use crate::connection::{ConnectionSettings, MAX_FRAME_PAYLOAD};
+use crate::connection::ConnectionSettings;
 use crate::metrics::Metrics;
 use crate::tripwire::Tripwire;
+use crate::wire::MAX_FRAME_PAYLOAD;
 
 /// State shared by the listener and every connection task.
 pub(crate) struct Shared {
@@ -150,6 +151,12 @@ impl Shared {
                 per_ip.remove(&ip);
             }
         }
+    }
+
+    /// Clients connected from `ip` now (counted only with a per-address cap).
+    pub(crate) fn ip_clients(&self, ip: IpAddr) -> usize {
+        let per_ip = self.per_ip.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        per_ip.get(&ip).copied().unwrap_or(0)
     }
 
     /// Takes a slot for `ip` unless it already holds `max-clients-per-ip` (0: no cap).

@@ -5,34 +5,46 @@
 //! connection task is woken for every outgoing message and polls its read
 //! side each time, so that would cost one `EAGAIN` syscall per delivered
 //! message.
+//!
+//! Its socket is a [`Wire`], shared with broadcasters that send prepared
+//! frames straight to it; every write goes through the wire, which keeps
+//! frames whole and in order.
 
 use std::io::{self, Read};
 use std::net;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use futures_lite::{AsyncRead, AsyncWrite};
 use smol::Async;
 
+use crate::wire::Wire;
+
 /// A non-blocking TCP stream registered with the smol reactor.
 #[derive(Debug)]
 pub struct TcpStream {
-    io: Async<net::TcpStream>,
+    wire: Arc<Wire>,
     read_blocked: bool,
 }
 
 impl TcpStream {
     /// Wraps an accepted socket.
     pub fn new(io: Async<net::TcpStream>) -> Self {
-        TcpStream { io, read_blocked: false }
+        TcpStream { wire: Arc::new(Wire::new(io)), read_blocked: false }
+    }
+
+    /// The socket as broadcasters share it.
+    pub(crate) fn wire(&self) -> &Arc<Wire> {
+        &self.wire
     }
 
     /// The first byte the peer sent, without consuming it; `None` if it closed.
     pub async fn peek_first_byte(&self) -> io::Result<Option<u8>> {
         let mut byte = [0u8; 1];
         loop {
-            self.io.readable().await?;
-            match self.io.get_ref().peek(&mut byte) {
+            self.wire.io().readable().await?;
+            match self.wire.io().get_ref().peek(&mut byte) {
                 Ok(0) => return Ok(None),
                 Ok(_) => return Ok(Some(byte[0])),
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
@@ -47,10 +59,10 @@ impl AsyncRead for TcpStream {
         let this = &mut *self;
         loop {
             if this.read_blocked {
-                ready!(this.io.poll_readable(cx))?;
+                ready!(this.wire.io().poll_readable(cx))?;
                 this.read_blocked = false;
             }
-            match (&mut this.io.get_ref()).read(buf) {
+            match (&mut this.wire.io().get_ref()).read(buf) {
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => this.read_blocked = true,
                 result => return Poll::Ready(result),
             }
@@ -59,18 +71,19 @@ impl AsyncRead for TcpStream {
 }
 
 impl AsyncWrite for TcpStream {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.wire.poll_write(cx, buf)
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.wire.poll_flush(cx)
     }
 
     /// Flushes, then shuts down the write half (async-io's own close only flushes).
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready!(Pin::new(&mut self.io).poll_flush(cx))?;
-        Poll::Ready(self.io.get_ref().shutdown(net::Shutdown::Write))
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.wire.close_direct();
+        ready!(self.wire.poll_flush(cx))?;
+        Poll::Ready(self.wire.io().get_ref().shutdown(net::Shutdown::Write))
     }
 }
 
@@ -82,6 +95,18 @@ pub enum Stream {
     /// TLS over TCP.
     #[cfg(feature = "tls")]
     Tls(Box<futures_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// The socket broadcasters may write prepared frames to: plain TCP only
+    /// (a TLS session frames and encrypts per connection).
+    pub(crate) fn wire(&self) -> Option<&Arc<Wire>> {
+        match self {
+            Stream::Tcp(tcp) => Some(tcp.wire()),
+            #[cfg(feature = "tls")]
+            Stream::Tls(_) => None,
+        }
+    }
 }
 
 impl AsyncRead for Stream {

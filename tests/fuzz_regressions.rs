@@ -117,7 +117,10 @@ fn bare_newlines_end_a_head() {
 fn odd_request_targets_and_methods_are_rejected() {
     let status = |text: &[u8]| refused(http::route(&head(text), &[]));
     // A URL target is routed on its path: the app answers `/ws` without an upgrade (426).
-    assert_eq!(http::route(&head(b"GET http://box/ws HTTP/1.1\r\nHost: box\r\n\r\n"), &[]), Route::App { upgrade: None });
+    assert_eq!(
+        http::route(&head(b"GET http://box/ws HTTP/1.1\r\nHost: box\r\n\r\n"), &[]),
+        Route::App { upgrade: None }
+    );
     assert_eq!(status(b"GET box:80 HTTP/1.1\r\nHost: box\r\n\r\n"), Some(Status::BadRequest));
     assert_eq!(status(b"OPTIONS * HTTP/1.1\r\nHost: box\r\n\r\n"), Some(Status::MethodNotAllowed));
     assert_eq!(status(b"get / HTTP/1.1\r\nHost: box\r\n\r\n"), Some(Status::MethodNotAllowed));

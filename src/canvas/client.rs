@@ -51,7 +51,11 @@ pub fn serve(canvas: Arc<Canvas>, mut conn: Connection, endpoint: Endpoint) -> i
             return;
         }
         let role = if viewer { "viewer" } else { "editor" };
-        info!("{peer}: canvas client {id} connected to board {} ({role}, {})", board.name, if v2 { "v2" } else { "v1" });
+        info!(
+            "{peer}: canvas client {id} connected to board {} ({role}, {})",
+            board.name,
+            if v2 { "v2" } else { "v1" }
+        );
         conn.limit_rate(canvas.config.rate_limit, canvas.config.rate_burst);
         let mut invalid = TokenBucket::new(1.0, INVALID_BUDGET);
         let metrics = &canvas.metrics;

@@ -30,6 +30,7 @@ use super::{CanvasConfig, CanvasMetrics};
 use crate::limit::MessageLimit;
 use crate::metrics::add;
 use crate::outbox::{Outbox, PushError};
+use crate::wire::PreparedFrame;
 
 /// A client's number on the server: unique, increasing in connection order.
 pub type ClientId = u64;
@@ -202,6 +203,8 @@ impl Hub {
     ) -> Hub {
         let (config, metrics) = (registry.config().clone(), registry.metrics().clone());
         let floor_committed = start.board.committed();
+        // A board loaded for a client that never joins goes again after the usual delay.
+        let registry_unload_delay = config.board_unload;
         Hub {
             view_path: format!("/v/{}", start.view),
             name: start.name,
@@ -223,7 +226,7 @@ impl Hub {
             v1_resynced_at: None,
             count_dirty: false,
             count_sent_at: None,
-            unload_at: Some(Instant::now()),
+            unload_at: Some(Instant::now() + registry_unload_delay),
             notice: None,
             timer: Timer::never(),
             armed: None,
@@ -271,17 +274,27 @@ impl Hub {
             }
             let now = Instant::now();
             if self.unload_at.is_some_and(|at| at <= now) && self.clients.is_empty() {
-                match self.registry.try_unload(&self.name) {
-                    Some(guard) => {
-                        info!("board {}: unloaded ({:?} after its last client left)", self.name, self.config.board_unload);
-                        return Some(guard);
-                    }
-                    // Someone is about to join; look again later.
-                    None => self.unload_at = Some(now + self.config.board_unload),
+                if let Some(guard) = self.try_unload().await {
+                    return Some(guard);
                 }
+                self.unload_at = Some(Instant::now() + self.config.board_unload);
             }
             self.on_time(now);
         }
+    }
+
+    /// Unloads the board if everything is on disk and nobody is about to
+    /// join; a board that cannot be saved stays loaded, so nothing is lost.
+    async fn try_unload(&mut self) -> Option<UnloadGuard> {
+        let (done, flushed) = async_channel::bounded(1);
+        let _ = self.store.try_send(StoreMsg::Flush { done });
+        if flushed.recv().await != Ok(true) {
+            warn!("board {}: not unloaded: it cannot be saved, so it stays in memory", self.name);
+            return None;
+        }
+        let guard = self.registry.try_unload(&self.name)?;
+        info!("board {}: unloaded ({:?} after its last client left)", self.name, self.config.board_unload);
+        Some(guard)
     }
 
     fn handle(&mut self, event: Event) {
@@ -318,14 +331,19 @@ impl Hub {
             }
             Event::Stopping => {
                 let notice = protocol::notice("shutting_down", "the server is stopping and will be back");
-                self.to_v2(&notice);
+                self.send_to_v2(&notice);
             }
             Event::Shutdown { .. } => unreachable!("handled in run"),
         }
     }
 
     fn join(&mut self, id: ClientId, name: Arc<str>, outbox: Outbox, limit: MessageLimit, v2: bool, viewer: bool) {
-        debug!("board {}: client {id} joined ({}, {})", self.name, if v2 { "v2" } else { "v1" }, if viewer { "viewer" } else { "editor" });
+        debug!(
+            "board {}: client {id} joined ({}, {})",
+            self.name,
+            if v2 { "v2" } else { "v1" },
+            if viewer { "viewer" } else { "editor" }
+        );
         self.unload_at = None;
         if v2 {
             let board = (!viewer).then_some((self.name.as_str(), self.view_path.as_str()));
@@ -439,7 +457,10 @@ impl Hub {
         }
         let client = &self.clients[index];
         let limit = self.config.max_boards;
-        info!("board {}: client {} drew on a new board while {limit} boards exist (--max-boards)", self.name, client.id);
+        info!(
+            "board {}: client {} drew on a new board while {limit} boards exist (--max-boards)",
+            self.name, client.id
+        );
         let error = ProtocolError::new(ErrorCode::BoardLimit, format!("this server holds {limit} boards, its limit"));
         self.send_to(client.id, error.encode());
         false
@@ -463,7 +484,7 @@ impl Hub {
             Outcome::UndidStroke(key) => {
                 add(&self.metrics.undos, 1);
                 debug!("board {}: client {from} undid stroke {}", self.name, key.as_str());
-                self.to_v2(&protocol::undo(key.as_str()));
+                self.send_to_v2(&protocol::undo(key.as_str()));
                 self.schedule_v1_resync(Instant::now());
             }
             Outcome::UndidClear => {
@@ -483,7 +504,7 @@ impl Hub {
             debug!("board {}: client {from} redid stroke {}", self.name, key.as_str());
             if let Some(stroke) = self.board.stroke(&key) {
                 let message = protocol::redo(key.as_str(), stroke.draws.iter());
-                self.to_v2(&message);
+                self.send_to_v2(&message);
             }
             self.schedule_v1_resync(Instant::now());
         }
@@ -522,7 +543,7 @@ impl Hub {
                     None => protocol::notice("saving", "the board is saved again"),
                 };
                 self.notice = problem.is_some().then(|| notice.clone());
-                self.to_v2(&notice);
+                self.send_to_v2(&notice);
             }
         }
     }
@@ -578,9 +599,12 @@ impl Hub {
     fn broadcast(&mut self, from: ClientId, v1: &Utf8Bytes, v2: Option<&Utf8Bytes>) {
         let before = self.clients.len();
         let metrics = &self.metrics;
+        // Framed once per form: most clients get these bytes straight into their socket.
+        let v1 = PreparedFrame::text(v1.clone());
+        let v2 = v2.map(|v2| PreparedFrame::text(v2.clone()));
         self.clients.retain(|client| {
-            let message = if client.v2 { v2.unwrap_or(v1) } else { v1 };
-            client.id == from || push(client, message, metrics)
+            let frame = if client.v2 { v2.as_ref().unwrap_or(&v1) } else { &v1 };
+            client.id == from || push(client, frame, metrics)
         });
         if self.clients.len() != before {
             self.clients_removed(before - self.clients.len());
@@ -588,10 +612,11 @@ impl Hub {
     }
 
     /// Pushes `message` to every v2 client.
-    fn to_v2(&mut self, message: &Utf8Bytes) {
+    fn send_to_v2(&mut self, message: &Utf8Bytes) {
         let before = self.clients.len();
         let metrics = &self.metrics;
-        self.clients.retain(|client| !client.v2 || push(client, message, metrics));
+        let frame = PreparedFrame::text(message.clone());
+        self.clients.retain(|client| !client.v2 || push(client, &frame, metrics));
         if self.clients.len() != before {
             self.clients_removed(before - self.clients.len());
         }
@@ -600,7 +625,7 @@ impl Hub {
     /// Pushes `message` to one client; `false` (and the client removed) if that failed.
     fn send_to(&mut self, id: ClientId, message: Utf8Bytes) -> bool {
         let Some(index) = self.index(id) else { return false };
-        if push(&self.clients[index], &message, &self.metrics) {
+        if push(&self.clients[index], &PreparedFrame::text(message), &self.metrics) {
             return true;
         }
         self.clients.remove(index);
@@ -721,8 +746,8 @@ pub fn author_hash(domain: &[u8], secret: &str) -> Author {
 }
 
 /// Pushes to one client; on a full outbox evicts it. `false` when the client must go.
-fn push(client: &Client, message: &Utf8Bytes, metrics: &CanvasMetrics) -> bool {
-    match client.outbox.push(Message::Text(message.clone())) {
+fn push(client: &Client, frame: &PreparedFrame, metrics: &CanvasMetrics) -> bool {
+    match client.outbox.push_frame(frame) {
         Ok(()) => true,
         Err(PushError::Full(_)) => {
             info!(

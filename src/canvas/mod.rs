@@ -5,6 +5,8 @@
 //! [`hub::Hub`] and store task, and each connection becomes a client task
 //! ([`client`]) that feeds its board's hub.
 
+mod assets;
+mod base64;
 mod client;
 mod config;
 pub(crate) mod hub;
@@ -12,9 +14,8 @@ mod lock;
 pub(crate) mod model;
 pub(crate) mod names;
 mod peer_sync;
-pub(crate) mod protocol;
-mod base64;
 pub(crate) mod picture;
+pub(crate) mod protocol;
 mod registry;
 pub(crate) mod store;
 
@@ -30,6 +31,7 @@ pub use config::{CanvasConfig, SyncMode};
 use crate::app::{App, Reply, Request, Routed, Spawner};
 use crate::config::{InvalidConfig, ServerConfig};
 use crate::connection::Connection;
+use crate::http::Status;
 use crate::metrics::write_metric;
 use crate::timeout::timeout;
 use lock::{DataDirError, DataDirLock};
@@ -39,8 +41,8 @@ use store::StoreError;
 
 /// The subprotocol a v2 client offers.
 pub const V2_PROTOCOL: &str = "smolcanvas.v2";
-/// The page served at `/`.
-pub const PAGE: &str = include_str!("../web/index.html");
+/// The page served at `/`, `/b/NAME` and `/v/TOKEN`.
+pub const PAGE: &str = assets::PAGE;
 /// Largest message a client may send unless the hub asked it for a snapshot:
 /// every other canvas message is well under 1 KiB.
 pub const SMALL_MESSAGE_BYTES: usize = 16 * 1024;
@@ -203,16 +205,11 @@ impl Canvas {
         let metrics = Arc::new(CanvasMetrics::default());
         let registry = Registry::open(config.clone(), metrics.clone()).map_err(OpenError::Store)?;
         // `-` and `_` would make ids harder to read in logs; letters and digits suffice.
-        let id_prefix: String =
-            names::random_text(CLIENT_ID_PREFIX_CHARS).chars().map(|c| if c.is_ascii_alphanumeric() { c } else { 'x' }).collect();
-        Ok(Canvas {
-            config,
-            registry: Arc::new(registry),
-            next_id: AtomicU64::new(1),
-            id_prefix,
-            metrics,
-            _lock: lock,
-        })
+        let id_prefix: String = names::random_text(CLIENT_ID_PREFIX_CHARS)
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { 'x' })
+            .collect();
+        Ok(Canvas { config, registry: Arc::new(registry), next_id: AtomicU64::new(1), id_prefix, metrics, _lock: lock })
     }
 
     /// The canvas counters.
@@ -223,6 +220,26 @@ impl Canvas {
     fn next_client(&self) -> (hub::ClientId, Arc<str>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         (id, format!("{}{id}", self.id_prefix).into())
+    }
+}
+
+/// The page, or `304` when the browser's copy is current.
+fn page(request: &Request<'_>) -> Reply {
+    let etag = assets::page_etag();
+    let headers = format!("ETag: {etag}\r\nCache-Control: {}\r\n", assets::PAGE_CACHE_CONTROL);
+    if assets::not_modified(request.header("if-none-match"), etag) {
+        return Reply { headers, ..Reply::text(Status::NotModified, "") };
+    }
+    Reply { headers, ..Reply::html(PAGE) }
+}
+
+/// A board that cannot be reached, answered.
+fn refusal<E>(refused: Refused) -> Routed<E> {
+    match refused {
+        Refused::NotFound => Routed::NotFound,
+        Refused::Unavailable(why) => {
+            Routed::Reply(Reply::text(Status::Unavailable, format!("503 Service Unavailable: {why}\n")))
+        }
     }
 }
 
@@ -239,17 +256,19 @@ impl App for Canvas {
         match resource {
             Resource::Page => match board {
                 BoardPath::View(token) if !self.registry.knows_token(token) => Routed::NotFound,
-                _ => Routed::Reply(Reply::html(PAGE)),
+                _ => Routed::Reply(page(request)),
             },
-            Resource::Socket if !request.upgrade => Routed::UpgradeRequired,
+            // A plain GET of a socket path says whether an upgrade would be
+            // taken (426) or why not (404, 503): the page asks this to explain a failed connect.
+            Resource::Socket if !request.upgrade => match self.registry.admissible(&board) {
+                Ok(()) => Routed::UpgradeRequired,
+                Err(refused) => refusal(refused),
+            },
             Resource::Socket => {
                 let v2 = request.offers(V2_PROTOCOL);
                 match self.registry.endpoint(&board, v2) {
                     Ok(endpoint) => Routed::Socket { endpoint, protocol: v2.then_some(V2_PROTOCOL) },
-                    Err(Refused::NotFound) => Routed::NotFound,
-                    Err(Refused::Unavailable(why)) => {
-                        Routed::Reply(Reply::text(crate::http::Status::Unavailable, format!("503 Service Unavailable: {why}\n")))
-                    }
+                    Err(refused) => refusal(refused),
                 }
             }
             Resource::Png => {

@@ -136,6 +136,9 @@ pub enum Outcome {
 #[derive(Clone, Debug)]
 pub struct Board {
     items: VecDeque<Item>,
+    /// How many live strokes have each key (one, unless a key was reused):
+    /// a draw whose key is not here starts a stroke without a search.
+    live_keys: HashMap<StrokeKey, u32>,
     undone: HashMap<Author, Vec<Stroke>>,
     window: usize,
     committed: u64,
@@ -144,33 +147,40 @@ pub struct Board {
 impl Board {
     /// An empty board keeping `window` items live (at least one).
     pub fn new(window: usize) -> Board {
-        Board { items: VecDeque::new(), undone: HashMap::new(), window: window.max(1), committed: 0 }
+        Board {
+            items: VecDeque::new(),
+            live_keys: HashMap::new(),
+            undone: HashMap::new(),
+            window: window.max(1),
+            committed: 0,
+        }
     }
 
     /// Applies `op`; items that leave the window are appended to `commits`, oldest first.
     pub fn apply(&mut self, op: Op, commits: &mut Vec<Item>) -> Outcome {
         let outcome = match op {
             Op::Draw { key, author, draw } => {
-                match self.items.iter_mut().rev().find_map(|item| match item {
+                let live = self.live_keys.contains_key(&key);
+                match self.items.iter_mut().rev().filter(|_| live).find_map(|item| match item {
                     Item::Stroke(stroke) if stroke.key == key => Some(stroke),
                     _ => None,
                 }) {
                     Some(stroke) => stroke.draws.push(draw),
                     None => {
                         self.undone.remove(&author);
-                        self.items.push_back(Item::Stroke(Stroke { key, author, draws: vec![draw] }));
+                        self.push(Item::Stroke(Stroke { key, author, draws: vec![draw] }));
                     }
                 }
                 Outcome::Drew
             }
             Op::Clear { author } => {
                 self.undone.remove(&author);
-                self.items.push_back(Item::Clear { author });
+                self.push(Item::Clear { author });
                 Outcome::Cleared
             }
             Op::Undo { author } => match self.items.iter().rposition(|item| item.author() == author) {
                 None => Outcome::Nothing,
-                Some(at) => match self.items.remove(at) {
+                Some(at) => match self.items.remove(at).inspect(|item| self.forget(item)) {
                     Some(Item::Stroke(stroke)) => {
                         let key = stroke.key.clone();
                         let stack = self.undone.entry(author).or_default();
@@ -188,12 +198,12 @@ impl Board {
                 None => Outcome::Nothing,
                 Some(stroke) => {
                     let key = stroke.key.clone();
-                    self.items.push_back(Item::Stroke(stroke));
+                    self.push(Item::Stroke(stroke));
                     Outcome::Redid(key)
                 }
             },
             Op::Restore(stroke) => {
-                self.items.push_back(Item::Stroke(stroke));
+                self.push(Item::Stroke(stroke));
                 Outcome::Drew
             }
             Op::RestoreUndone(stroke) => {
@@ -203,11 +213,31 @@ impl Board {
         };
         while self.items.len() > self.window {
             if let Some(item) = self.items.pop_front() {
+                self.forget(&item);
                 self.committed += 1;
                 commits.push(item);
             }
         }
         outcome
+    }
+
+    fn push(&mut self, item: Item) {
+        if let Item::Stroke(stroke) = &item {
+            *self.live_keys.entry(stroke.key.clone()).or_default() += 1;
+        }
+        self.items.push_back(item);
+    }
+
+    /// Takes an item that leaves the live list out of the key index.
+    fn forget(&mut self, item: &Item) {
+        if let Item::Stroke(stroke) = item
+            && let Some(count) = self.live_keys.get_mut(&stroke.key)
+        {
+            *count -= 1;
+            if *count == 0 {
+                self.live_keys.remove(&stroke.key);
+            }
+        }
     }
 
     /// The live items, oldest first.
@@ -222,7 +252,8 @@ impl Board {
 
     /// The live stroke with this key.
     pub fn stroke(&self, key: &StrokeKey) -> Option<&Stroke> {
-        self.items.iter().rev().find_map(|item| match item {
+        let live = self.live_keys.contains_key(key);
+        self.items.iter().rev().filter(|_| live).find_map(|item| match item {
             Item::Stroke(stroke) if &stroke.key == key => Some(stroke),
             _ => None,
         })
@@ -245,7 +276,8 @@ impl Board {
 
     /// Draws in the live strokes and on the redo stacks (what the board holds in memory).
     pub fn draw_count(&self) -> usize {
-        let live: usize = self.items.iter().map(|item| if let Item::Stroke(s) = item { s.draws.len() } else { 0 }).sum();
+        let live: usize =
+            self.items.iter().map(|item| if let Item::Stroke(s) = item { s.draws.len() } else { 0 }).sum();
         live + self.undone().map(|s| s.draws.len()).sum::<usize>()
     }
 }

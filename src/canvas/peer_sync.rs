@@ -99,7 +99,14 @@ impl PeerSync {
 
     /// Starts a sync for `target` (whose wire `clientId` is `target_name`), or
     /// lets it wait for the one in flight. `peers`: the synced v1 editors, oldest first.
-    pub fn start(&mut self, target: ClientId, target_name: &str, now: Instant, peers: &[ClientId], out: &mut Vec<Action>) {
+    pub fn start(
+        &mut self,
+        target: ClientId,
+        target_name: &str,
+        now: Instant,
+        peers: &[ClientId],
+        out: &mut Vec<Action>,
+    ) {
         if let Some(pending) = &mut self.pending {
             if pending.target != target && !pending.waiters.contains(&target) {
                 pending.waiters.push(target);

@@ -10,7 +10,7 @@
 //! Only the part of a segment that can reach the board is painted (see [`Picture::paint`]), so
 //! a segment far outside costs no more than one across it, whatever its coordinates.
 
-#![allow(dead_code)] // used by the board hub and store
+
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -30,9 +30,10 @@ pub const HEIGHT: u32 = 720;
 /// Widest PNG [`Picture::decode_png`] accepts: with rows streamed, memory grows with the width
 /// (a few row buffers of up to 8 bytes per pixel), not with the height.
 pub const MAX_PNG_SIDE: u32 = 16_384;
-/// Most pixels [`Picture::decode_png`] accepts. Bounds the work of a decode (every pixel is
-/// inflated and composited, ~N ms per megapixel; a small PNG can declare a huge, highly
-/// compressible image), while taking in a 4K (3840x2160) snapshot from a high-density screen.
+/// Most pixels [`Picture::decode_png`] accepts. Bounds the work of a decode, since every pixel
+/// is inflated, composited and filtered and a small PNG can declare a huge, highly compressible
+/// image (4096x4096 of RGBA noise took 0.2 to 0.35 s on the development machine, see
+/// `benches/picture.rs`), while taking in a 4K (3840x2160) snapshot from a high-density screen.
 pub const MAX_PNG_PIXELS: u64 = 4096 * 4096;
 /// Most pixels of an interlaced PNG [`Picture::decode_png`] accepts: Adam7 passes cannot be
 /// streamed row by row, so the whole image is held (up to 4 bytes a pixel, 16 MiB here).
@@ -40,9 +41,14 @@ pub const MAX_INTERLACED_PNG_PIXELS: u64 = 2048 * 2048;
 /// Memory the PNG decoder may take for itself (ancillary chunks, its row buffers): rows are
 /// at most `MAX_PNG_SIDE` * 8 bytes and text and ICC chunks are skipped, so this is ample.
 const PNG_DECODER_BYTES: usize = 4 * 1024 * 1024;
-/// Widest segment painted. The protocol allows up to 100; the bound keeps the clipped path's
-/// coordinates (see [`Picture::paint`]) small enough for tiny-skia's fixed-point rasterizer.
+/// Widest segment painted: ten times the protocol's largest (100), which is all the page can
+/// send. It keeps the clipped path's coordinates (see [`Picture::paint`]) within a few
+/// thousand pixels, where f32 still has sub-pixel precision and tiny-skia's stroker and edge
+/// builder cannot overflow to infinities (about which tiny-skia would log a warning).
 pub const MAX_PAINT_WIDTH: f32 = 1000.0;
+/// Narrowest segment painted, far below the protocol's narrowest (0.5): tiny-skia refuses to
+/// fill (and logs a warning about) a dot under 1/2048 of a pixel across.
+pub const MIN_PAINT_WIDTH: f32 = 1.0 / 64.0;
 /// How far beyond the reach of its stroke a segment is clipped (pixels): the clipped end's
 /// round cap then stays at least this far off the board.
 const CLIP_SLACK: f64 = 1.0;
@@ -158,31 +164,60 @@ impl Picture {
     /// Each segment is first clipped to the board grown by the reach of its stroke (half its
     /// width) and a pixel more; what lies beyond cannot touch the board and is dropped, so
     /// the cost of a segment is bounded by the board's size whatever its coordinates. Segments
-    /// with a coordinate or width that is not finite, or a width outside (0,
-    /// [`MAX_PAINT_WIDTH`]], paint nothing (the protocol never lets them through).
+    /// with a coordinate that is not finite, or a width outside [[`MIN_PAINT_WIDTH`],
+    /// [`MAX_PAINT_WIDTH`]] (or NaN), paint nothing: the protocol never lets them through.
+    ///
+    /// Consecutive segments that join end to start, in one colour and width, are stroked as one
+    /// path with round joins: for an opaque colour that covers exactly the union of the
+    /// segments' round-capped strokes, which is what the page paints, and costs one stroke
+    /// call per run instead of one per segment (a pointer stroke arrives as such a run).
     pub fn paint(&mut self, segments: &[Segment]) {
         let mut paint = Paint::default();
         let mut stroke = Stroke { line_cap: LineCap::Round, line_join: LineJoin::Round, ..Stroke::default() };
+        let mut run = PathBuilder::new();
+        // The run being built: its colour, width and where its last segment ended.
+        let mut open: Option<([u8; 3], f32, (f32, f32))> = None;
         for segment in segments {
             let Some(shape) = visible_part(segment) else { continue };
-            let [r, g, b] = segment.rgb;
-            paint.set_color_rgba8(r, g, b, 255);
             match shape {
                 Shape::Dot { x, y } => {
+                    self.stroke_run(&mut run, &mut open, &mut paint, &mut stroke);
+                    let [r, g, b] = segment.rgb;
+                    paint.set_color_rgba8(r, g, b, 255);
                     if let Some(circle) = PathBuilder::from_circle(x, y, segment.width / 2.0) {
                         self.pixmap.fill_path(&circle, &paint, FillRule::Winding, Transform::identity(), None);
                     }
                 }
                 Shape::Line { x0, y0, x1, y1 } => {
-                    let mut line = PathBuilder::with_capacity(2, 2);
-                    line.move_to(x0, y0);
-                    line.line_to(x1, y1);
-                    if let Some(line) = line.finish() {
-                        stroke.width = segment.width;
-                        self.pixmap.stroke_path(&line, &paint, &stroke, Transform::identity(), None);
+                    let joins = open.is_some_and(|(rgb, width, end)| {
+                        rgb == segment.rgb && width == segment.width && end == (x0, y0)
+                    });
+                    if !joins {
+                        self.stroke_run(&mut run, &mut open, &mut paint, &mut stroke);
+                        run.move_to(x0, y0);
                     }
+                    run.line_to(x1, y1);
+                    open = Some((segment.rgb, segment.width, (x1, y1)));
                 }
             }
+        }
+        self.stroke_run(&mut run, &mut open, &mut paint, &mut stroke);
+    }
+
+    /// Strokes the run built so far, if any, and starts the next one empty.
+    fn stroke_run(
+        &mut self,
+        run: &mut PathBuilder,
+        open: &mut Option<([u8; 3], f32, (f32, f32))>,
+        paint: &mut Paint<'_>,
+        stroke: &mut Stroke,
+    ) {
+        let Some(([r, g, b], width, _)) = open.take() else { return };
+        let path = std::mem::take(run);
+        if let Some(path) = path.finish() {
+            paint.set_color_rgba8(r, g, b, 255);
+            stroke.width = width;
+            self.pixmap.stroke_path(&path, paint, stroke, Transform::identity(), None);
         }
     }
 
@@ -314,7 +349,9 @@ impl Picture {
             }
             for (pixel, rgb) in out.chunks_exact_mut(4).zip(sum.chunks_exact(3)) {
                 for (channel, &value) in pixel.iter_mut().zip(rgb) {
-                    *channel = value.round().clamp(0.0, 255.0) as u8;
+                    // Weights and samples are not negative; `as` saturates at 255 (and is
+                    // much faster than `round`, a libm call).
+                    *channel = (value + 0.5) as u8;
                 }
                 pixel[3] = 255;
             }
@@ -341,7 +378,7 @@ enum Shape {
 /// board, and the painted pixels are those of the whole segment.
 fn visible_part(segment: &Segment) -> Option<Shape> {
     let Segment { x0, y0, x1, y1, width, .. } = *segment;
-    if !([x0, y0, x1, y1, width].iter().all(|v| v.is_finite()) && width > 0.0 && width <= MAX_PAINT_WIDTH) {
+    if !([x0, y0, x1, y1].iter().all(|v| v.is_finite()) && (MIN_PAINT_WIDTH..=MAX_PAINT_WIDTH).contains(&width)) {
         return None;
     }
     let margin = f64::from(width) / 2.0 + CLIP_SLACK;
@@ -403,9 +440,9 @@ impl Rows<'_> {
                 row
             }
         };
-        // The decoder hands out exactly the header's height in rows, and callers ask for no
-        // more than that.
-        row.ok_or(PictureError::Png(png::DecodingError::LimitsExceeded))
+        // The decoder hands out the header's height in rows (or fails), and callers ask for
+        // no more than that: running out would be image data that ended early.
+        row.ok_or_else(|| PictureError::Png(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into()))
     }
 }
 
@@ -664,6 +701,7 @@ mod tests {
             segment(f32::NAN, 0.0, 100.0, 100.0, 10.0, RED),
             segment(0.0, 0.0, f32::INFINITY, 100.0, 10.0, RED),
             segment(0.0, 0.0, 100.0, 100.0, 0.0, RED),
+            segment(50.0, 50.0, 50.0, 50.0, MIN_PAINT_WIDTH / 2.0, RED),
             segment(0.0, 0.0, 100.0, 100.0, -3.0, RED),
             segment(0.0, 0.0, 100.0, 100.0, f32::NAN, RED),
             segment(0.0, 0.0, 100.0, 100.0, MAX_PAINT_WIDTH * 2.0, RED),

@@ -19,7 +19,6 @@ pub const MAX_FIELD_BYTES: usize = 64;
 /// The prefix every snapshot data URL must have.
 pub const PNG_DATA_URL_PREFIX: &str = "data:image/png;base64,";
 
-
 /// Default `lineWidth` when a draw has none.
 pub const DEFAULT_LINE_WIDTH: u32 = 3;
 

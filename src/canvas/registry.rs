@@ -27,6 +27,10 @@ use crate::timeout::timeout;
 const HUB_MAILBOX: usize = 4096;
 /// How long `board.png` may take (rendering runs off the executor).
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
+/// `board.png` renders of boards that are not loaded, at once: each reads a
+/// floor (3.7 MB) and replays its board's log, so a burst of requests for
+/// stored boards must not become a burst of memory.
+const MAX_STORED_RENDERS: usize = 2;
 
 /// A loaded board, as its clients reach it.
 #[derive(Debug)]
@@ -82,6 +86,7 @@ pub struct Registry {
     store_metrics: Arc<StoreMetrics>,
     spawner: OnceLock<Spawner>,
     state: Mutex<State>,
+    stored_renders: smol::lock::Semaphore,
 }
 
 impl Registry {
@@ -99,6 +104,7 @@ impl Registry {
             store_metrics: Arc::new(StoreMetrics::default()),
             spawner: OnceLock::new(),
             state: Mutex::new(state),
+            stored_renders: smol::lock::Semaphore::new(MAX_STORED_RENDERS),
         })
     }
 
@@ -138,17 +144,23 @@ impl Registry {
         Ok(Endpoint { board, viewer, v2 })
     }
 
-    /// Whether a view token names a board (its page exists).
-    pub fn knows_token(&self, token: &str) -> bool {
-        self.state().tokens.contains_key(token)
+    /// Whether an upgrade to the board a path names would be taken now
+    /// (without loading it): what a plain GET of a socket path reports.
+    pub fn admissible(&self, path: &BoardPath<'_>) -> Result<(), Refused> {
+        let state = self.state();
+        let name = match path {
+            BoardPath::Name(name) => name.to_string(),
+            BoardPath::View(token) => state.tokens.get(*token).cloned().ok_or(Refused::NotFound)?,
+        };
+        if state.loaded.contains_key(&name) {
+            return Ok(());
+        }
+        self.check_limits(&state, &name)
     }
 
-    fn load(self: &Arc<Self>, state: &mut State, name: &str) -> Result<Arc<BoardHandle>, Refused> {
+    fn check_limits(&self, state: &State, name: &str) -> Result<(), Refused> {
         if state.stopping {
             return Err(Refused::Unavailable("the server is shutting down".into()));
-        }
-        if let Some(board) = state.loaded.get(name) {
-            return Ok(board.clone());
         }
         let max_loaded = self.config.max_loaded_boards;
         if state.loaded.len() >= max_loaded {
@@ -162,6 +174,19 @@ impl Registry {
                 "this server holds {max_boards} boards, the limit set by --max-boards; no new board can be made"
             )));
         }
+        Ok(())
+    }
+
+    /// Whether a view token names a board (its page exists).
+    pub fn knows_token(&self, token: &str) -> bool {
+        self.state().tokens.contains_key(token)
+    }
+
+    fn load(self: &Arc<Self>, state: &mut State, name: &str) -> Result<Arc<BoardHandle>, Refused> {
+        if let Some(board) = state.loaded.get(name).filter(|_| !state.stopping) {
+            return Ok(board.clone());
+        }
+        self.check_limits(state, name)?;
         let Some(spawner) = self.spawner.get() else {
             return Err(Refused::Unavailable("the server is starting".into()));
         };
@@ -276,6 +301,9 @@ impl Registry {
                 }
             }
             None => {
+                let Some(_permit) = timeout(EXPORT_TIMEOUT, self.stored_renders.acquire()).await else {
+                    return Reply::text(Status::Unavailable, "503 Service Unavailable: too many board.png at once\n");
+                };
                 crate::metrics::add(&self.metrics.exports, 1);
                 let (dir, window, board) = (self.config.data_dir.clone(), self.config.undo_strokes, name.clone());
                 smol::unblock(move || store::render_stored(&dir, &board, window)).await
@@ -359,7 +387,8 @@ async fn run_board(
     registry.loaded_token(&name, &loaded.view);
     let (store_tx, store_rx) = async_channel::unbounded();
     let (news_tx, news_rx) = async_channel::unbounded();
-    let start = Start { name, board: loaded.board, floor_url: loaded.floor_url, exists: loaded.exists, view: loaded.view };
+    let start =
+        Start { name, board: loaded.board, floor_url: loaded.floor_url, exists: loaded.exists, view: loaded.view };
     let hub = Hub::new(start, registry.clone(), events, news_rx, store_tx);
     let flush_interval = registry.config.flush_interval;
     let store = loaded.store.run(store_rx, news_tx, flush_interval, registry.store_metrics());

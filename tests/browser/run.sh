@@ -25,4 +25,6 @@ if [ -z "${SMOLCANVAS_BIN:-}" ]; then
 fi
 
 cd "$here"
-exec node --test --test-concurrency=1 --test-reporter=spec canvas.test.mjs
+# Every *.test.mjs file, one at a time (each starts its own servers); or the files given as arguments.
+[ "$#" -gt 0 ] || set -- *.test.mjs
+exec node --test --test-concurrency=1 --test-reporter=spec "$@"

@@ -5,11 +5,13 @@
 #![allow(dead_code)]
 
 pub mod board;
+pub mod boards;
 pub mod command;
 pub mod dir;
 pub mod disk;
 pub mod frame;
 pub mod http;
+pub mod image;
 pub mod messages;
 pub mod metrics;
 pub mod peer;
@@ -22,6 +24,8 @@ pub mod ws;
 #[allow(unused_imports)]
 pub use board::*;
 #[allow(unused_imports)]
+pub use boards::*;
+#[allow(unused_imports)]
 pub use command::*;
 #[allow(unused_imports)]
 pub use dir::*;
@@ -31,6 +35,8 @@ pub use disk::*;
 pub use frame::*;
 #[allow(unused_imports)]
 pub use http::*;
+#[allow(unused_imports)]
+pub use image::*;
 #[allow(unused_imports)]
 pub use messages::*;
 #[allow(unused_imports)]

@@ -45,3 +45,19 @@ pub async fn http_within(addr: SocketAddr, request: &str, limit: Duration) -> Ht
 pub async fn request(addr: SocketAddr, method: &str, path: &str) -> HttpResponse {
     http(addr, &format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n")).await
 }
+
+/// A raw upgrade request for `path` (any path, valid or not); `extra` is more header lines, each
+/// ending in CRLF. A refusal comes back whole (read up to the server's close); a `101` comes
+/// back with its head only, and the connection is dropped.
+pub async fn try_upgrade(addr: SocketAddr, path: &str, extra: &str) -> HttpResponse {
+    let mut raw = RawClient::connect(addr).await;
+    raw.send(super::raw::upgrade_request_to(addr, path, super::raw::RFC_KEY, extra).as_bytes()).await;
+    let (status, headers) = raw.read_head().await;
+    let body = if status == 101 { Vec::new() } else { raw.read_to_end().await };
+    HttpResponse { status, headers, body }
+}
+
+/// The status of a raw upgrade request for `path` (see [`try_upgrade`]).
+pub async fn upgrade_status(addr: SocketAddr, path: &str) -> u16 {
+    try_upgrade(addr, path, "").await.status
+}

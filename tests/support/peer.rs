@@ -5,15 +5,16 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use async_tungstenite::tungstenite::Message;
+use async_tungstenite::tungstenite::handshake::client::{Request, Response};
 use async_tungstenite::tungstenite::protocol::CloseFrame;
+use async_tungstenite::tungstenite::{Error as WsError, Message};
 use futures_lite::StreamExt;
 use serde_json::Value;
 use smol::net::TcpStream;
 
 use super::messages::{canvas_state, string};
 use super::wait::{WAIT, bounded_by};
-use super::ws::Ws;
+use super::ws::{V2, Ws, ws_request_to};
 
 /// A canvas client: reads text messages as they come, tracks `clientCount` apart from the rest.
 pub struct Peer {
@@ -45,6 +46,78 @@ impl Peer {
         })
         .await;
         Peer { ws, name: name.to_string(), limit, pending: VecDeque::new(), counts: Vec::new() }
+    }
+
+    /// Upgrades with `request` (any path, headers and subprotocols), each step bounded by
+    /// [`WAIT`]; the server's refusal comes back as `WsError::Http`.
+    pub async fn open_request(name: &str, addr: SocketAddr, request: Request) -> Result<(Peer, Response), WsError> {
+        let (ws, response) = bounded_by(WAIT, &format!("{name}'s upgrade"), async {
+            let stream = TcpStream::connect(addr).await.expect("connect for the upgrade");
+            async_tungstenite::client_async(request, stream).await
+        })
+        .await?;
+        let peer = Peer { ws, name: name.to_string(), limit: WAIT, pending: VecDeque::new(), counts: Vec::new() };
+        Ok((peer, response))
+    }
+
+    /// Upgrades to `path`, offering `smolcanvas.v2` if `v2`; the HTTP status if refused.
+    pub async fn open(addr: SocketAddr, path: &str, v2: bool) -> Result<Peer, u16> {
+        let name = format!("the {} client on {path}", if v2 { "v2" } else { "v1" });
+        match Peer::open_request(&name, addr, ws_request_to(addr, path, v2)).await {
+            Ok((peer, response)) => {
+                let chosen = response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok());
+                assert_eq!(chosen, v2.then_some(V2), "{name}: the subprotocol in the 101");
+                Ok(peer)
+            }
+            Err(WsError::Http(response)) => Err(response.status().as_u16()),
+            Err(err) => panic!("{name}: upgrade to {path} failed: {err}"),
+        }
+    }
+
+    /// Connects to `path` (`/b/NAME/ws`, `/v/TOKEN/ws`, ...) as a v1 client.
+    pub async fn connect_to(addr: SocketAddr, path: &str) -> Peer {
+        Peer::open(addr, path, false).await.unwrap_or_else(|status| panic!("upgrade to {path} refused: {status}"))
+    }
+
+    /// Connects to `path` offering `smolcanvas.v2`; the server must choose it.
+    pub async fn connect_v2(addr: SocketAddr, path: &str) -> Peer {
+        Peer::open(addr, path, true).await.unwrap_or_else(|status| panic!("v2 upgrade to {path} refused: {status}"))
+    }
+
+    /// Connects to `path` as a v2 client and reads what must come first: its `welcome`, then its
+    /// own `clientCount`. Its sync (`canvasState` and the live draws) follows.
+    pub async fn join_v2(addr: SocketAddr, path: &str) -> (Peer, Welcome) {
+        let mut peer = Peer::connect_v2(addr, path).await;
+        let welcome = peer.read_welcome(path).await;
+        (peer, welcome)
+    }
+
+    /// Reads what a v2 client gets first: its `welcome`, then its own `clientCount`. `path`
+    /// names the client in failure messages from now on.
+    pub async fn read_welcome(&mut self, path: &str) -> Welcome {
+        let first = self.read().await;
+        let welcome: Value = serde_json::from_str(&first).unwrap_or_else(|e| panic!("invalid JSON {first:?}: {e}"));
+        assert_eq!(welcome["type"], "welcome", "{}: the first message must be welcome, got {first}", self.name);
+        let second = self.read().await;
+        let count = client_count(&second)
+            .unwrap_or_else(|| panic!("{}: the message after welcome must be clientCount, got {second}", self.name));
+        self.counts.push(count);
+        let field = |name: &str| welcome.get(name).map(|v| v.as_str().unwrap_or_else(|| panic!("{name} in {welcome}")));
+        let welcome = Welcome {
+            client_id: string(&welcome, "clientId").to_string(),
+            role: string(&welcome, "role").to_string(),
+            board: field("board").map(str::to_string),
+            view_path: field("viewPath").map(str::to_string),
+            raw: welcome,
+        };
+        self.name = format!("v2 {} {} on {path}", welcome.role, welcome.client_id);
+        welcome
+    }
+
+    /// Renames this client in failure messages.
+    pub fn named(mut self, name: &str) -> Peer {
+        self.name = name.to_string();
+        self
     }
 
     /// The latest `clientCount` received.
@@ -179,6 +252,21 @@ impl Peer {
     pub async fn send_state(&mut self, client_id: &str, data: &str) {
         self.send(canvas_state(client_id, data)).await;
     }
+}
+
+/// A v2 client's `welcome`.
+#[derive(Debug, Clone)]
+pub struct Welcome {
+    /// Its `clientId`.
+    pub client_id: String,
+    /// `editor` or `viewer`.
+    pub role: String,
+    /// The board's name (editors only).
+    pub board: Option<String>,
+    /// The board's read-only link (editors only).
+    pub view_path: Option<String>,
+    /// The message as received.
+    pub raw: Value,
 }
 
 /// The count in a `clientCount` message; `None` for any other message.

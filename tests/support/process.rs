@@ -216,6 +216,21 @@ impl Process {
         assert!(status.success(), "kill {signal} {} failed", self.pid);
     }
 
+    /// Kills the process with SIGKILL (no flush, no goodbye: a power cut as far as the data dir
+    /// can tell) and waits for it to be gone.
+    pub fn kill(&mut self) {
+        self.signal("-KILL");
+        let status = self.wait_exit();
+        assert!(!status.success(), "a killed process does not exit 0: {status}");
+    }
+
+    /// Stops the process with SIGTERM and waits (bounded) for its clean exit: status 0.
+    pub fn stop(&mut self) {
+        self.signal("-TERM");
+        let status = self.wait_exit();
+        assert!(status.success(), "`{}` did not exit cleanly on SIGTERM: {status}", self.command);
+    }
+
     /// Waits at most the bound for the process to exit and returns its status.
     pub fn wait_exit(&mut self) -> ExitStatus {
         match self.exit_within(self.limit) {

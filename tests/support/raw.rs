@@ -22,6 +22,14 @@ pub fn upgrade_request(addr: SocketAddr, key: &str, extra: &str) -> String {
     )
 }
 
+/// A raw upgrade request for `path` with `key`; `extra` is more header lines, each ending in CRLF.
+pub fn upgrade_request_to(addr: SocketAddr, path: &str, key: &str, extra: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n{extra}\r\n"
+    )
+}
+
 /// A plain TCP client that speaks bytes, HTTP heads and WebSocket frames by hand; each step is
 /// bounded by its `limit`.
 pub struct RawClient {
@@ -117,6 +125,52 @@ impl RawClient {
         self.fill_to(header + len).await;
         let frame: Vec<u8> = self.buf.drain(..header + len).collect();
         Frame { opcode: frame[0] & 0x0f, payload: frame[header..].to_vec() }
+    }
+
+    /// Reads one server frame, or `None` once the server closed the connection
+    /// (a reset counts as closed) between two frames; a connection that ends
+    /// inside a frame fails the test (a torn frame).
+    pub async fn read_frame_or_end(&mut self) -> Option<Frame> {
+        loop {
+            if let Some(len) = self.complete_frame_len() {
+                let frame: Vec<u8> = self.buf.drain(..len).collect();
+                let header = len - self.payload_len_of(&frame);
+                return Some(Frame { opcode: frame[0] & 0x0f, payload: frame[header..].to_vec() });
+            }
+            let mut chunk = [0u8; 16 * 1024];
+            let read = bounded_by(self.limit, "bytes from the server", self.stream.read(&mut chunk)).await;
+            match read {
+                Ok(n) if n > 0 => self.buf.extend_from_slice(&chunk[..n]),
+                _ => {
+                    assert!(self.buf.is_empty(), "the connection ended inside a frame: {:?}", self.buf);
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Header + payload length of the frame at the start of the buffer, once all of it is there.
+    fn complete_frame_len(&self) -> Option<usize> {
+        let buf = &self.buf;
+        if buf.len() < 2 {
+            return None;
+        }
+        assert_eq!(buf[1] & 0x80, 0, "server frames must not be masked");
+        let (header, len) = match buf[1] & 0x7f {
+            126 if buf.len() >= 4 => (4, usize::from(u16::from_be_bytes([buf[2], buf[3]]))),
+            127 if buf.len() >= 10 => (10, u64::from_be_bytes(buf[2..10].try_into().ok()?) as usize),
+            126 | 127 => return None,
+            len => (2, usize::from(len)),
+        };
+        (buf.len() >= header + len).then_some(header + len)
+    }
+
+    fn payload_len_of(&self, frame: &[u8]) -> usize {
+        match frame[1] & 0x7f {
+            126 => usize::from(u16::from_be_bytes([frame[2], frame[3]])),
+            127 => u64::from_be_bytes(frame[2..10].try_into().expect("eight bytes")) as usize,
+            len => usize::from(len),
+        }
     }
 
     /// Everything the server still sends until it closes the connection.

@@ -20,6 +20,19 @@ pub fn ws_request(addr: SocketAddr) -> Request {
     format!("ws://{addr}/ws").into_client_request().expect("a valid WebSocket URL")
 }
 
+/// The subprotocol a v2 canvas client offers.
+pub const V2: &str = "smolcanvas.v2";
+
+/// An upgrade request for `ws://addr{path}` (any path: `/b/NAME/ws`, `/v/TOKEN/ws`), offering
+/// the `smolcanvas.v2` subprotocol when `v2` is set.
+pub fn ws_request_to(addr: SocketAddr, path: &str, v2: bool) -> Request {
+    let mut request = format!("ws://{addr}{path}").into_client_request().expect("a valid WebSocket URL");
+    if v2 {
+        request.headers_mut().insert("Sec-WebSocket-Protocol", V2.parse().expect("a valid header value"));
+    }
+    request
+}
+
 /// Connects and upgrades with `request`; the server's refusal comes back as `WsError::Http`.
 pub async fn try_connect(addr: SocketAddr, request: Request) -> Result<(Ws, Response), WsError> {
     let stream = bounded("the TCP connection", TcpStream::connect(addr)).await?;

@@ -351,6 +351,9 @@ pub struct BoardStore {
     log_weight: u64,
     /// Ops were applied since the last successful save.
     unsaved: bool,
+    /// The last `board.png`, while no op changed the board since: a page
+    /// that downloads the board, or a viewer's refresh, costs one render.
+    exported: Option<Vec<u8>>,
 }
 
 impl BoardStore {
@@ -372,6 +375,7 @@ impl BoardStore {
             pending: String::new(),
             log_weight: disk.log_weight,
             unsaved: false,
+            exported: None,
         }
     }
 
@@ -391,6 +395,7 @@ impl BoardStore {
             return false;
         }
         self.unsaved = true;
+        self.exported = None;
         self.log_weight += weight;
         if commits.is_empty() {
             return false;
@@ -426,8 +431,13 @@ impl BoardStore {
 
     /// `board.png` as it is now.
     fn export(&mut self) -> Vec<u8> {
+        if let Some(png) = &self.exported {
+            return png.clone();
+        }
         self.paint();
-        render(&self.floor, self.board.items())
+        let png = render(&self.floor, self.board.items());
+        self.exported = Some(png.clone());
+        png
     }
 
     /// Whether something applied is not on disk yet.

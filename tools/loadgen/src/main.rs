@@ -77,6 +77,7 @@
 //! (`taskset`) for steadier figures. For a server with an access key, add `?key=KEY` to
 //! the URL. Output: `key=value` lines; `#` lines are comments.
 
+mod board;
 mod client;
 mod fdlimit;
 mod histogram;
@@ -129,6 +130,7 @@ async fn run(ex: &LocalExecutor<'_>, opts: &Opts, addr: SocketAddr) {
         Mode::Join => join::run(ex, opts, addr).await,
         Mode::Latency => relay::latency(ex, opts, addr).await,
         Mode::Soak => soak::run(ex, opts, addr).await,
+        Mode::Board => board::run(ex, opts, addr).await,
     }
 }
 

@@ -24,7 +24,11 @@ server's VmRSS and open fds every --sample-secs and reports start, middle, end a
 syncs, closes, errors, deliveries and relay latency (--max-secs defaults to M*60+60). Ramps open \
 --batch connections at a time (default 100, 0 = all at once) and wait up to --settle-secs (default \
 30) for every client to see the new clientCount. Add ?key=KEY to the URL for a server with an \
-access key. Output is key=value lines; lines starting with # are comments.";
+access key. `board --url ws://HOST:PORT/b/NAME/ws [--strokes 600] [--segments 20] [--window 500] \
+[--clients 100] [--rounds 20] [--rate 900]` draws the strokes as a v2 client (those past the \
+server's undo window are painted into its floor), keeps N-1 clients on the board, then times a \
+v2 newcomer from connect to its last live draw and the board's board.png, --rounds times each. \
+Output is key=value lines; lines starting with # are comments.";
 
 /// The server's default rate limit, in messages per second per client.
 pub const DEFAULT_RATE_LIMIT: f64 = 1000.0;
@@ -40,11 +44,12 @@ pub enum Mode {
     Join,
     Latency,
     Soak,
+    Board,
 }
 
 impl Mode {
     fn from_name(name: &str) -> Option<Mode> {
-        [Mode::Idle, Mode::Fanout, Mode::Join, Mode::Latency, Mode::Soak].into_iter().find(|mode| mode.name() == name)
+        [Mode::Idle, Mode::Fanout, Mode::Join, Mode::Latency, Mode::Soak, Mode::Board].into_iter().find(|mode| mode.name() == name)
     }
 
     pub fn name(self) -> &'static str {
@@ -54,6 +59,7 @@ impl Mode {
             Mode::Join => "join",
             Mode::Latency => "latency",
             Mode::Soak => "soak",
+            Mode::Board => "board",
         }
     }
 
@@ -74,6 +80,18 @@ impl Mode {
             ],
             Mode::Join => &["url", "clients", "rounds", "png-kib", "batch", "settle-secs", "server-pid", "max-secs"],
             Mode::Latency => &["url", "draws", "rate", "drain-secs", "server-pid", "max-secs"],
+            Mode::Board => &[
+                "url",
+                "clients",
+                "strokes",
+                "segments",
+                "window",
+                "rate",
+                "rounds",
+                "settle-secs",
+                "server-pid",
+                "max-secs",
+            ],
             Mode::Soak => &[
                 "url",
                 "minutes",
@@ -108,6 +126,9 @@ pub struct Opts {
     pub minutes: f64,
     pub churn: usize,
     pub sample_secs: f64,
+    pub strokes: usize,
+    pub segments: usize,
+    pub window: usize,
 }
 
 impl Opts {
@@ -128,13 +149,22 @@ impl Opts {
                 Mode::Latency => 2,
                 Mode::Soak => flags.value("clients", Some(200))?,
                 Mode::Fanout | Mode::Join => flags.value("clients", None)?,
+                Mode::Board => flags.value("clients", Some(100))?,
             },
             senders: match mode {
                 Mode::Fanout => flags.value("senders", None)?,
                 Mode::Soak => flags.value("drawers", Some(10))?,
                 _ => 1,
             },
-            rate: flags.value("rate", if soak { Some(20.0) } else { (!fanout).then_some(DEFAULT_RATE_LIMIT) })?,
+            rate: flags.value(
+                "rate",
+                match mode {
+                    Mode::Soak => Some(20.0),
+                    // Below the server's default rate limit, with room for its pings.
+                    Mode::Board => Some(0.9 * DEFAULT_RATE_LIMIT),
+                    _ => (!fanout).then_some(DEFAULT_RATE_LIMIT),
+                },
+            )?,
             secs: if soak { minutes * 60.0 } else { flags.value("secs", (!fanout).then_some(0.0))? },
             draws: flags.value("draws", Some(10_000))?,
             drain_secs: flags.value("drain-secs", Some(5.0))?,
@@ -142,12 +172,15 @@ impl Opts {
             rounds: flags.value("rounds", Some(20))?,
             png_kib: flags.value("png-kib", Some(100))?,
             batch: flags.value("batch", Some(100))?,
-            settle_secs: flags.value("settle-secs", Some(30.0))?,
+            settle_secs: flags.value("settle-secs", Some(if mode == Mode::Board { 2.0 } else { 30.0 }))?,
             server_pid: flags.optional("server-pid")?,
             max_secs: flags.value("max-secs", Some(if soak { minutes * 60.0 + 60.0 } else { 300.0 }))?,
             minutes,
             churn: flags.value("churn-per-sec", Some(20))?,
             sample_secs: flags.value("sample-secs", Some(10.0))?,
+            strokes: flags.value("strokes", Some(600))?,
+            segments: flags.value("segments", Some(20))?,
+            window: flags.value("window", Some(500))?,
         };
         opts.check()?;
         Ok(Some(opts))

@@ -17,9 +17,14 @@ pub fn open_fds(pid: u32) -> Option<usize> {
 
 /// utime + stime of `/proc/{pid}/stat` in clock ticks (the command name in parentheses may contain spaces).
 fn cpu_ticks(pid: &str) -> Option<u64> {
+    cpu_ticks_split(pid).map(|(user, sys)| user + sys)
+}
+
+/// (utime, stime) of `/proc/{pid}/stat` in clock ticks.
+fn cpu_ticks_split(pid: &str) -> Option<(u64, u64)> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let fields: Vec<&str> = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+    Some((fields.get(11)?.parse::<u64>().ok()?, fields.get(12)?.parse::<u64>().ok()?))
 }
 
 /// `getconf CLK_TCK`, or the usual 100 when that fails.
@@ -35,6 +40,8 @@ pub fn ticks_per_sec() -> f64 {
 pub struct CpuSample {
     at: Instant,
     server: Option<u64>,
+    /// The server's (user, system) ticks.
+    server_split: Option<(u64, u64)>,
     own: Option<u64>,
 }
 
@@ -42,6 +49,8 @@ pub struct CpuSample {
 pub struct CpuSpent {
     pub wall_secs: f64,
     pub server_secs: Option<f64>,
+    /// The server's user and system seconds apart.
+    pub server_user_sys_secs: Option<(f64, f64)>,
     pub own_secs: Option<f64>,
 }
 
@@ -50,6 +59,7 @@ impl CpuSample {
         CpuSample {
             at: Instant::now(),
             server: pid.and_then(|pid| cpu_ticks(&pid.to_string())),
+            server_split: pid.and_then(|pid| cpu_ticks_split(&pid.to_string())),
             own: cpu_ticks("self"),
         }
     }
@@ -59,6 +69,10 @@ impl CpuSample {
         CpuSpent {
             wall_secs: (self.at - earlier.at).as_secs_f64(),
             server_secs: secs(earlier.server, self.server),
+            server_user_sys_secs: earlier.server_split.zip(self.server_split).map(|((u0, s0), (u1, s1))| {
+                let ticks = ticks_per_sec();
+                (u1.saturating_sub(u0) as f64 / ticks, s1.saturating_sub(s0) as f64 / ticks)
+            }),
             own_secs: secs(earlier.own, self.own),
         }
     }

@@ -103,6 +103,12 @@ impl Relay {
             println!("server_cpu_pct={:.1}", 100.0 * cpu / self.cpu.wall_secs);
             println!("server_cpu_us_per_delivery={:.3}", 1e6 * cpu / delivered.max(1) as f64);
         }
+        if let Some((user, sys)) = self.cpu.server_user_sys_secs {
+            println!("server_user_secs={user:.2}");
+            println!("server_sys_secs={sys:.2}");
+            println!("server_user_us_per_delivery={:.3}", 1e6 * user / delivered.max(1) as f64);
+            println!("server_sys_us_per_delivery={:.3}", 1e6 * sys / delivered.max(1) as f64);
+        }
         self.load.print_connections();
     }
 }
