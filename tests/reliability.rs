@@ -77,9 +77,12 @@ fn a_board_of_12000_draws_can_be_joined_with_nobody_else_online() {
     let dir = board_dir("large-journal", None, 12_000);
     let process = start_migrating(&dir);
     let floor = smol::block_on(join_large_board(process.addr, 11_500..12_000));
-    let floor = Pixels::from_data_url(&floor);
-    assert_eq!((floor.width, floor.height), (1280, 720), "the floor is the board's size");
-    assert!(!floor.is_white(), "the draws painted into the floor do not show");
+    let floor = Image::from_data_url(&floor);
+    floor.assert_board_sized();
+    // Draw n is a short line at y = n near the left edge: 0 to 719 are on the board.
+    for seq in [0, 100, 719] {
+        floor.assert_pixel((2, seq), rgb("#0a0b0c"), "a draw painted into the floor");
+    }
     assert_migrated(&dir);
 }
 
@@ -88,18 +91,18 @@ fn a_board_of_12000_draws_can_be_joined_with_nobody_else_online() {
 #[test]
 fn a_board_with_a_1_2_mb_snapshot_can_be_joined_with_nobody_else_online() {
     let snapshot = noisy_picture();
-    let url = snapshot.data_url();
+    let url = png_data_url(&snapshot);
     assert!((1_100_000..1_400_000).contains(&url.len()), "the snapshot is {} bytes, not about 1.2 MB", url.len());
     let dir = board_dir("large-snapshot", Some(&url), 100);
     let process = start_migrating(&dir);
     let floor = smol::block_on(join_large_board(process.addr, 0..100));
     assert!(floor.len() > 1_000_000, "a floor of {} bytes cannot hold the snapshot's noise", floor.len());
-    assert!(Pixels::from_data_url(&floor) == snapshot, "the floor is not the v1 snapshot");
+    assert!(Image::from_data_url(&floor) == Image::decode(&snapshot), "the floor is not the v1 snapshot");
     assert_migrated(&dir);
 }
 
-/// A 1280 x 720 picture whose top third is noise (which PNG cannot compress), the rest white.
-fn noisy_picture() -> Pixels {
+/// A 1280 x 720 PNG whose top third is noise (which PNG cannot compress), the rest white.
+fn noisy_picture() -> Vec<u8> {
     let mut state = 0x2545_f491_4f6c_dd1d_u64;
     let noise: Vec<[u8; 3]> = (0..1280 * 240)
         .map(|_| {
@@ -110,7 +113,7 @@ fn noisy_picture() -> Pixels {
             [r, g, b]
         })
         .collect();
-    Pixels::new(1280, 720, |x, y| if y < 240 { noise[(y * 1280 + x) as usize] } else { [255; 3] })
+    encode_png(1280, 720, |x, y| if y < 240 { noise[(y * 1280 + x) as usize] } else { WHITE })
 }
 
 /// A text frame's worth of pings: `count` masked ping frames with 125-byte payloads.

@@ -28,11 +28,14 @@ async fn draw_alone(addr: SocketAddr, draws: &[String]) -> Peer {
     peer
 }
 
-/// `/board.png`: the board as the server paints it.
-async fn board_png(addr: SocketAddr) -> Pixels {
-    let response = request(addr, "GET", "/board.png").await;
-    assert_eq!(response.status, 200, "GET /board.png: {}", response.text());
-    Pixels::decode(&response.body)
+/// `/board.png`: board `main` as the server paints it.
+async fn board_png(addr: SocketAddr) -> Image {
+    fetch_png(addr, "/board.png", "main.png").await
+}
+
+/// Where draw `n * 100` (a short line at y = n * 100 near the left edge) shows.
+fn spot(n: u32) -> (u32, u32) {
+    (2, n * 100)
 }
 
 #[test]
@@ -90,7 +93,7 @@ fn a_peer_snapshot_is_never_stored_and_the_draws_survive_a_restart() {
 /// With `--undo-strokes 2`, draws far apart on the board: two, saved while both are live, then
 /// four more, which push the oldest four out of the window (they are painted into the floor).
 /// Returns `board.png` once every draw is on disk.
-fn draw_past_the_window(process: &Process, dir: &Path) -> Pixels {
+fn draw_past_the_window(process: &Process, dir: &Path) -> Image {
     let draws: Vec<String> = (1..=6).map(|n| draw(n * 100)).collect();
     smol::block_on(async {
         let mut peer = draw_alone(process.addr, &draws[..2]).await;
@@ -101,17 +104,22 @@ fn draw_past_the_window(process: &Process, dir: &Path) -> Pixels {
         wait_saved_draws(dir, "main", 6);
         peer.close().await;
         let picture = board_png(process.addr).await;
-        assert!(!picture.is_white(), "board.png shows none of the draws");
+        for n in 1..=6 {
+            picture.assert_pixel(spot(n), rgb("#0a0b0c"), "board.png");
+        }
         picture
     })
 }
 
 /// After the restart: the floor holds draws 100 to 400, the live strokes are draws 500 and 600,
 /// and `board.png` is `picture`, pixel for pixel.
-fn assert_board_past_the_window(process: &Process, picture: &Pixels) {
+fn assert_board_past_the_window(process: &Process, picture: &Image) {
     let (floor, live) = smol::block_on(board_of(process.addr));
-    let floor = Pixels::from_data_url(&floor);
-    assert!(!floor.is_white(), "the floor lost the draws painted into it");
+    let floor = Image::from_data_url(&floor);
+    for n in 1..=6 {
+        let color = if n <= 4 { rgb("#0a0b0c") } else { WHITE };
+        floor.assert_pixel(spot(n), color, &format!("the floor at draw {}", n * 100));
+    }
     assert_eq!(live, vec![draw(500), draw(600)], "the live strokes");
     assert!(smol::block_on(board_png(process.addr)) == *picture, "board.png changed across the restart");
 }
@@ -176,7 +184,10 @@ fn a_cleared_board_stays_empty_after_a_restart() {
 
     let process = Process::start_with(dir.path(), &["--undo-strokes", "1"]);
     assert_eq!(smol::block_on(board_of(process.addr)), (String::new(), vec![]));
-    assert!(smol::block_on(board_png(process.addr)).is_white(), "board.png shows what was cleared");
+    let picture = smol::block_on(board_png(process.addr));
+    for n in 1..=3 {
+        picture.assert_pixel(spot(n), WHITE, "board.png where a cleared draw was");
+    }
 }
 
 #[test]
