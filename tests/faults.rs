@@ -29,9 +29,11 @@ async fn wait_health(addr: SocketAddr, prefix: &str) -> String {
     }
 }
 
-/// Every write of board `main`'s files goes through a temp file beside it (`meta.json.tmp`,
-/// `log.jsonl.tmp`, `floor-G.png.tmp`: see `src/canvas/store/files.rs`); these point at
-/// `/dev/full`, so each write fails with ENOSPC (even for root, unlike permissions).
+/// A board's files are written whole through a temp file beside them (`meta.json.tmp`,
+/// `log.jsonl.tmp`, `floor-G.png.tmp`: see `src/canvas/store/files.rs`), then appended to (the
+/// log). Board `main`'s first save writes `meta.json` and its log whole (its floor stays white:
+/// no stroke leaves the undo window here); these temp files point at `/dev/full`, so the writes
+/// fail with ENOSPC (even for root, unlike permissions).
 const FAULTS: [&str; 2] = ["meta.json.tmp", "log.jsonl.tmp"];
 
 #[test]
