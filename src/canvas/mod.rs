@@ -4,12 +4,14 @@
 //! ([`client`]), all of them feed the one [`hub::Hub`], and the hub keeps the
 //! [`board::Board`], which the store task persists in the data dir.
 
+mod base64;
 pub(crate) mod board;
 mod client;
 mod config;
 pub(crate) mod hub;
 mod lock;
 mod persist;
+pub(crate) mod picture;
 pub(crate) mod protocol;
 
 use std::fmt;
