@@ -110,7 +110,8 @@ pub use tripwire::Tripwire;
 pub use async_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode};
 
 /// Parsers and recovery code exposed for the fuzz targets and their
-/// regression tests; not part of the supported API.
+/// regression tests, and the board picture for its benchmark; not part of
+/// the supported API.
 #[doc(hidden)]
 #[allow(missing_docs)]
 pub mod fuzzing {
@@ -121,6 +122,15 @@ pub mod fuzzing {
         pub use crate::canvas::protocol::{
             ClientMessage, Draw, ErrorCode, MAX_FIELD_BYTES, PNG_DATA_URL_PREFIX, ProtocolError, canvas_state, parse,
             parse_journaled_draw,
+        };
+    }
+
+    /// The server's picture of a board: painting, PNG and data URLs
+    /// (`benches/picture.rs`).
+    pub mod picture {
+        pub use crate::canvas::picture::{
+            HEIGHT, MAX_INTERLACED_PNG_PIXELS, MAX_PAINT_WIDTH, MAX_PNG_PIXELS, MAX_PNG_SIDE, MIN_PAINT_WIDTH, Picture,
+            PictureError, Segment, WIDTH, data_url_png, parse_color, png_data_url,
         };
     }
 
