@@ -227,13 +227,9 @@ describe('boards, undo and redo, viewers, export (v2)', { timeout: 120_000 }, ()
     }
   });
 
-  // Pending a server fix: a plain GET of /b/NAME/ws answers the app's 503 (board limits) before it checks the Origin
-  // named in X-Smolcanvas-Origin (src/canvas/mod.rs `route` refuses before src/accept.rs `probe` runs), while the
-  // upgrade itself is refused with 403 first. So behind a Host-rewriting proxy on a server at its board limit the
-  // page says "limit of boards" although the upgrade failed for the origin.
-  it('names the refused origin first, even on a new board past the limit (as the upgrade does)', {
-    todo: 'server: the socket-path probe answers the board-limit 503 before the 403 the upgrade gets',
-  }, async () => {
+  // The probe checks the origin the page names before the board limits, as the upgrade does: behind a
+  // Host-rewriting proxy on a server at its board limit, the page names the origin, not the limit.
+  it('names the refused origin first, even on a new board past the limit (as the upgrade does)', async () => {
     const s = new Server(['--max-boards', '1'], 'v2-limit-origin');
     await s.start();
     const proxy = await hostRewritingProxy(s.port);
