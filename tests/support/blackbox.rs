@@ -8,6 +8,7 @@ pub mod board;
 pub mod boards;
 pub mod command;
 pub mod dir;
+pub mod disk;
 pub mod frame;
 pub mod http;
 pub mod image;
@@ -28,6 +29,8 @@ pub use boards::*;
 pub use command::*;
 #[allow(unused_imports)]
 pub use dir::*;
+#[allow(unused_imports)]
+pub use disk::*;
 #[allow(unused_imports)]
 pub use frame::*;
 #[allow(unused_imports)]

@@ -1,5 +1,5 @@
 //! A board as its clients see it: joining it alone or through the client that answers the sync,
-//! a synced pair of clients, reading all of it, leaving it.
+//! a synced pair of clients (synced by the server, or by a peer), reading all of it, leaving it.
 
 use std::net::SocketAddr;
 
@@ -35,14 +35,25 @@ pub async fn board_of(addr: SocketAddr) -> (String, Vec<String>) {
     board
 }
 
-/// Two synced clients: `a` (the oldest, which answers `b`'s sync) and `b`.
+/// Two synced clients on a server that answers every sync itself (`--sync server`, the
+/// default): `a`, then `b`, each with the board's `canvasState`.
 pub async fn synced_pair(addr: SocketAddr) -> (Peer, Peer) {
+    let mut a = Peer::connect(addr).await;
+    a.expect_state().await;
+    let mut b = Peer::connect(addr).await;
+    b.expect_state().await;
+    (a, b)
+}
+
+/// Two synced clients on a server with `--sync peers`: `a` (the oldest, which answers `b`'s
+/// sync with `png("AAAA")`) and `b`.
+pub async fn peer_synced_pair(addr: SocketAddr) -> (Peer, Peer) {
     let mut a = Peer::connect(addr).await;
     a.expect_state().await;
     let mut b = Peer::connect(addr).await;
     let id = a.expect_request().await;
     a.send_state(&id, &png("AAAA")).await;
-    b.expect_state().await;
+    assert_eq!(b.expect_state().await, (id, png("AAAA")), "b gets a's answer");
     (a, b)
 }
 

@@ -2,12 +2,16 @@
 
 use serde_json::Value;
 
-/// A draw in its normalized form (as relayed and journaled); `seq` is recoverable with [`draw_seq`].
+/// A draw in its normalized form (as relayed and stored); `seq` is recoverable with [`draw_seq`].
+///
+/// A short segment, like the ones the page sends while the pointer moves: the server paints every
+/// stroke that leaves the undo window into the board's floor, and a test that sends thousands of
+/// draws is about relaying or keeping them, not about painting long lines.
 pub fn draw(seq: u32) -> String {
+    let (x, y) = (seq / 10_000, seq % 10_000);
     format!(
-        r##"{{"type":"draw","color":"#0a0b0c","startX":{},"startY":{},"endX":5,"endY":6,"lineWidth":2}}"##,
-        seq / 10_000,
-        seq % 10_000
+        r##"{{"type":"draw","color":"#0a0b0c","startX":{x},"startY":{y},"endX":{},"endY":{y},"lineWidth":2}}"##,
+        x + 5
     )
 }
 
