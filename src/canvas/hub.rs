@@ -145,7 +145,7 @@ struct Client {
     open: Option<(u32, StrokeKey)>,
     /// Stroke numbers the server makes up for draws without one (from 2^31 up).
     made_up: u64,
-    /// Was told its board cannot come into being (`board_limit`): once is enough.
+    /// Its draws were refused for `--max-boards` (the log says so once).
     told_board_limit: bool,
 }
 
@@ -458,12 +458,14 @@ impl Hub {
             self.exists = true;
             return true;
         }
+        // Every refused draw is answered (it was not relayed); the log says it once per client.
         let client = &mut self.clients[index];
-        if std::mem::replace(&mut client.told_board_limit, true) {
-            return false;
-        }
         let (id, limit) = (client.id, self.config.max_boards);
-        info!("board {}: client {id} drew on a new board while {limit} boards exist (--max-boards)", self.name);
+        if std::mem::replace(&mut client.told_board_limit, true) {
+            debug!("board {}: client {id} drew again past --max-boards", self.name);
+        } else {
+            info!("board {}: client {id} drew on a new board while {limit} boards exist (--max-boards)", self.name);
+        }
         let error = ProtocolError::new(ErrorCode::BoardLimit, format!("this server holds {limit} boards, its limit"));
         self.send_to(id, error.encode());
         false
