@@ -157,8 +157,11 @@ async fn handshake<A: App>(
                 debug!("{peer}: 403 on a probe of {}: {refusal}", head.path);
                 let body = format!("403 Forbidden: {refusal}\n");
                 add(&shared.metrics.http_requests, 1);
-                respond(stream, http::response(Status::Forbidden, "text/plain; charset=utf-8", "", body.as_bytes(), head_only))
-                    .await;
+                respond(
+                    stream,
+                    http::response(Status::Forbidden, "text/plain; charset=utf-8", "", body.as_bytes(), head_only),
+                )
+                .await;
                 return Handshake::Done;
             }
             let routed = app.route(&request);
