@@ -72,14 +72,28 @@ fn main() {
         }
         picture
     });
+    // Each stroke timed on its own too: short intervals are less often cut by other processes.
     let mut drawn = Picture::blank();
-    for stroke in &strokes {
-        drawn.paint(stroke);
-    }
+    let mut each: Vec<Duration> = strokes
+        .iter()
+        .map(|stroke| {
+            let start = Instant::now();
+            drawn.paint(stroke);
+            start.elapsed()
+        })
+        .collect();
+    each.sort();
     println!(
         "paint {STROKES} strokes x {SEGMENTS_PER_STROKE} segments: {} ({:.1} us a stroke)",
         ms(paint_all),
         paint_all.as_secs_f64() * 1e6 / STROKES as f64
+    );
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    println!(
+        "paint one stroke:    median {:.1} us, 90th percentile {:.1} us, slowest {:.1} us",
+        us(each[STROKES / 2]),
+        us(each[STROKES * 9 / 10]),
+        us(each[STROKES - 1])
     );
 
     let png = drawn.encode_png();

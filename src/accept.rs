@@ -149,6 +149,21 @@ async fn handshake<A: App>(
                 protocols: http::offered_protocols(&head),
                 head: &head,
             };
+            // A page's probe names its origin: answer as the upgrade would, before anything else.
+            if key.is_none()
+                && let Some(origin) = head.header(http::PROBE_ORIGIN_HEADER)
+                && let Some(refusal) = http::origin_refusal(&head, origin, &shared.config.allow_origins)
+            {
+                debug!("{peer}: 403 on a probe of {}: {refusal}", head.path);
+                let body = format!("403 Forbidden: {refusal}\n");
+                add(&shared.metrics.http_requests, 1);
+                respond(
+                    stream,
+                    http::response(Status::Forbidden, "text/plain; charset=utf-8", "", body.as_bytes(), head_only),
+                )
+                .await;
+                return Handshake::Done;
+            }
             let routed = app.route(&request);
             match (routed, key) {
                 (Routed::Socket { endpoint, protocol }, Some(key)) => {
@@ -195,18 +210,12 @@ async fn handshake<A: App>(
 }
 
 /// A plain GET of a socket path: what an upgrade from this client would get
-/// now, short of the upgrade itself (403 for the Origin it names in
-/// `X-Smolcanvas-Origin`, which a same-origin GET cannot send as `Origin`;
-/// 429 or 503 for the client limits), else 426. A page asks this to tell its
+/// now, short of the upgrade itself (the 403 for the Origin it names in
+/// `X-Smolcanvas-Origin`, which a same-origin GET cannot send as `Origin`,
+/// is answered before the app routes it; here 429 or 503 for the client
+/// limits), else 426, which is no refusal and is neither counted nor logged. A page asks this to tell its
 /// user why its socket failed: a browser never shows a refused upgrade's status.
 fn probe(head: &RequestHead, peer: SocketAddr, shared: &Shared, head_only: bool) -> Vec<u8> {
-    if let Some(origin) = head.header(http::PROBE_ORIGIN_HEADER) {
-        if let Some(refusal) = http::origin_refusal(head, origin, &shared.config.allow_origins) {
-            debug!("{peer}: 403 on a probe of {}: {refusal}", head.path);
-            let body = format!("403 Forbidden: {refusal}\n");
-            return http::response(Status::Forbidden, "text/plain; charset=utf-8", "", body.as_bytes(), head_only);
-        }
-    }
     let cap = shared.config.max_clients_per_ip;
     if cap > 0 && shared.ip_clients(peer.ip()) >= cap {
         let body = format!(
@@ -220,7 +229,8 @@ fn probe(head: &RequestHead, peer: SocketAddr, shared: &Shared, head_only: bool)
         return http::response(Status::Unavailable, "text/plain; charset=utf-8", "", body.as_bytes(), head_only);
     }
     let missing = if head.method == "GET" { "no `Upgrade: websocket` header" } else { "an upgrade is a GET request" };
-    refuse(head, Refusal::NotUpgrade(missing), peer, shared, head_only)
+    debug!("{peer}: 426 on {} {}: {}", head.method, head.path, Refusal::NotUpgrade(missing));
+    http::plain_status(Status::UpgradeRequired, head_only)
 }
 
 /// The answer to a refused request. Refused upgrades and malformed requests

@@ -146,7 +146,8 @@ pub mod fuzzing {
     /// (`benches/picture.rs`).
     pub mod picture {
         pub use crate::canvas::picture::{
-            HEIGHT, MAX_PNG_PIXELS, Picture, PictureError, Segment, WIDTH, data_url_png, parse_color, png_data_url,
+            HEIGHT, MAX_INTERLACED_PNG_PIXELS, MAX_PAINT_WIDTH, MAX_PNG_PIXELS, MAX_PNG_SIDE, MIN_PAINT_WIDTH, Picture,
+            PictureError, Segment, WIDTH, data_url_png, parse_color, png_data_url,
         };
     }
 

@@ -145,6 +145,8 @@ struct Client {
     open: Option<(u32, StrokeKey)>,
     /// Stroke numbers the server makes up for draws without one (from 2^31 up).
     made_up: u64,
+    /// Its draws were refused for `--max-boards` (the log says so once).
+    told_board_limit: bool,
 }
 
 /// Where the hub's board stands, from loading.
@@ -368,6 +370,7 @@ impl Hub {
             requested_sync_at: None,
             open: None,
             made_up: STROKE_LIMIT,
+            told_board_limit: false,
         };
         self.clients.insert(at, client);
         self.count_dirty = true;
@@ -455,14 +458,16 @@ impl Hub {
             self.exists = true;
             return true;
         }
-        let client = &self.clients[index];
-        let limit = self.config.max_boards;
-        info!(
-            "board {}: client {} drew on a new board while {limit} boards exist (--max-boards)",
-            self.name, client.id
-        );
+        // Every refused draw is answered (it was not relayed); the log says it once per client.
+        let client = &mut self.clients[index];
+        let (id, limit) = (client.id, self.config.max_boards);
+        if std::mem::replace(&mut client.told_board_limit, true) {
+            debug!("board {}: client {id} drew again past --max-boards", self.name);
+        } else {
+            info!("board {}: client {id} drew on a new board while {limit} boards exist (--max-boards)", self.name);
+        }
         let error = ProtocolError::new(ErrorCode::BoardLimit, format!("this server holds {limit} boards, its limit"));
-        self.send_to(client.id, error.encode());
+        self.send_to(id, error.encode());
         false
     }
 

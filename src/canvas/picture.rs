@@ -10,7 +10,7 @@
 //! Only the part of a segment that can reach the board is painted (see [`Picture::paint`]), so
 //! a segment far outside costs no more than one across it, whatever its coordinates.
 
-
+#![allow(dead_code)] // used by the board hub and store
 
 use std::collections::VecDeque;
 use std::fmt;

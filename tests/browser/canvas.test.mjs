@@ -47,6 +47,11 @@ describe('smolcanvas in the browser', { timeout: 90_000 }, () => {
     assert.match(res.headers.get('content-type'), /^text\/html/);
     assert.match(res.headers.get('cache-control') || '', /no-(cache|store)/, 'the page is never served stale');
     const html = await res.text();
+    const etag = res.headers.get('etag');
+    assert.ok(etag, 'the page has an ETag');
+    const again = await fetch(base, { headers: { 'If-None-Match': etag } });
+    assert.equal(again.status, 304, 'a page the browser has is not sent again');
+    assert.equal((await fetch(`${server.url}/b/other`)).headers.get('etag'), etag, 'one page for every board, one ETag');
     assert.match(html, /<canvas[^>]*data-testid="board"/);
     assert.doesNotMatch(html, /(src|href)=["']https?:\/\//, 'no external resources');
 
@@ -63,7 +68,7 @@ describe('smolcanvas in the browser', { timeout: 90_000 }, () => {
       paint: performance.getEntriesByName('first-contentful-paint')[0]?.startTime,
       connected: performance.getEntriesByName('smolcanvas:connected')[0]?.startTime,
     }));
-    t.diagnostic(`page ${html.length} bytes; first contentful paint ${Math.round(timing.paint)} ms, connected ${Math.round(timing.connected)} ms after navigation`);
+    t.diagnostic(`page ${Buffer.byteLength(html)} bytes; first contentful paint ${Math.round(timing.paint)} ms, connected ${Math.round(timing.connected)} ms after navigation`);
   });
 
   it('a mouse drag on A shows up on B at the same place', async () => {

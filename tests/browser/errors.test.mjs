@@ -1,14 +1,16 @@
-// Every failure a person can meet, in words: the server full (503), the page's origin refused (403, behind a
-// proxy that rewrites Host), the access key missing (401), drawing too fast (1008: strokes kept, sending slowed),
-// the server shutting down (1001) and gone, each with the reconnect countdown. Servers are started with the
-// limits that cause them. Needs only a v1 server; the v2-only ones (notice, board limit) are in v2.test.mjs.
+// Every failure a person can meet, in words: the server full (503), too many tabs from one address (429), the
+// page's origin refused (403, behind a proxy that rewrites Host), a proxy that loses the upgrade (426), the access
+// key missing (401), drawing too fast (1008: strokes kept, sending slowed), the server shutting down (1001) and
+// gone, each with the reconnect countdown. Servers are started with the limits that cause them. The page learns
+// why an upgrade failed from a plain GET of the socket path, which this server answers with what the upgrade got.
+// The board limits and the "cannot save" notice are in v2.test.mjs.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import {
   SHOTS, Server, launch, closeBrowser, openPage, eventually, waitForCount, setTool, scribble, state,
-  assertNoPageErrors, waitConnected, waitForBanner, waitSamePicture, hostRewritingProxy,
+  assertNoPageErrors, waitConnected, waitForBanner, waitSamePicture, hostRewritingProxy, upgradeDroppingProxy,
 } from './lib.mjs';
 
 // The page retries on its own (with a countdown); the tests cut the wait short the way a browser coming back online does.
@@ -31,10 +33,25 @@ describe('errors a person can read', { timeout: 120_000 }, () => {
     await waitConnected(a, 15_000);
     const b = await openPage(s.url + '/', { connected: false });
     const text = await waitForBanner(b, 'full');
-    assert.match(text, /server is full/i);
+    assert.match(text, /server is full: 1 person is connected, the most it allows \(--max-clients\)/i);
     assert.match(text, /Trying again in \d+s/);
     assert.equal(await b.getAttribute('[data-testid=status]', 'data-state'), 'reconnecting');
     await b.screenshot({ path: join(SHOTS, 'error-full.png') });
+    await a.context().close();
+    await eventually(async () => { await nudge(b); return (await state(b)).ready; }, 'B to get in once A left', 15_000);
+    assert.equal(await b.isHidden('[data-testid=banner]'), true);
+    await b.context().close();
+    await s.stop();
+  });
+
+  it('too many tabs from one address (429 from --max-clients-per-ip)', async () => {
+    const s = server(['--max-clients-per-ip', '1'], 'errors-per-ip');
+    await s.start();
+    const a = await openPage(s.url + '/');
+    const b = await openPage(s.url + '/', { connected: false });
+    const text = await waitForBanner(b, 'per_ip');
+    assert.match(text, /Too many connections from your network address \(the server allows 1, --max-clients-per-ip\)/);
+    assert.match(text, /Trying again in \d+s/);
     await a.context().close();
     await eventually(async () => { await nudge(b); return (await state(b)).ready; }, 'B to get in once A left', 15_000);
     assert.equal(await b.isHidden('[data-testid=banner]'), true);
@@ -52,9 +69,28 @@ describe('errors a person can read', { timeout: 120_000 }, () => {
       const text = await waitForBanner(page, 'origin');
       assert.match(text, new RegExp(`--allow-origin ${origin.replace(/[.]/g, '\\.')}`), text);
       assert.match(text, /proxy/i);
+      assert.match(text, /The server says: Origin .* does not match Host/, 'the server\'s own reason is shown too');
       await page.screenshot({ path: join(SHOTS, 'error-origin.png') });
       await s.restart(['--allow-origin', origin]);
       await eventually(async () => { await nudge(page); return (await state(page)).ready; }, 'the page to connect once its origin is allowed', 15_000);
+      await page.context().close();
+    } finally {
+      proxy.close();
+      await s.stop();
+    }
+  });
+
+  it('a proxy that drops the upgrade (426 to the socket): says to pass Upgrade and Connection on', async () => {
+    const s = server([], 'errors-upgrade');
+    await s.start();
+    const proxy = await upgradeDroppingProxy(s.port);
+    try {
+      const page = await openPage(`http://127.0.0.1:${proxy.port}/`, { connected: false });
+      const text = await waitForBanner(page, 'upgrade', 15_000);
+      assert.match(text, /reachable, but the live connection/);
+      assert.match(text, /pass the Upgrade and Connection headers/);
+      assert.match(text, /Trying again in \d+s/);
+      await page.screenshot({ path: join(SHOTS, 'error-upgrade.png') });
       await page.context().close();
     } finally {
       proxy.close();

@@ -112,9 +112,9 @@ export function speaksV2(port, path = '/ws') {
   });
 }
 
-// A reverse proxy that forwards every connection to `port` but rewrites Host to the backend's own address:
-// the mistake that makes the server refuse the page's Origin (403).
-export function hostRewritingProxy(port) {
+// A reverse proxy that forwards every connection to `port`, its request head changed by `rewrite` (latin1 text
+// without the final blank line).
+export function rewritingProxy(port, rewrite) {
   const server = net.createServer((client) => {
     let head = Buffer.alloc(0);
     const onData = (chunk) => {
@@ -122,7 +122,7 @@ export function hostRewritingProxy(port) {
       const end = head.indexOf('\r\n\r\n');
       if (end < 0) return;
       client.off('data', onData);
-      const text = head.subarray(0, end).toString('latin1').replace(/\r\nHost:[^\r]*/i, `\r\nHost: 127.0.0.1:${port}`);
+      const text = rewrite(head.subarray(0, end).toString('latin1'));
       const upstream = net.connect(port, '127.0.0.1', () => {
         upstream.write(Buffer.concat([Buffer.from(text, 'latin1'), head.subarray(end)]));
         client.pipe(upstream);
@@ -137,6 +137,16 @@ export function hostRewritingProxy(port) {
     client.on('error', () => {});
   });
   return new Promise((done) => server.listen(0, '127.0.0.1', () => done({ port: server.address().port, close: () => server.close() })));
+}
+
+// Rewrites Host to the backend's own address: the mistake that makes the server refuse the page's Origin (403).
+export function hostRewritingProxy(port) {
+  return rewritingProxy(port, (head) => head.replace(/\r\nHost:[^\r]*/i, `\r\nHost: 127.0.0.1:${port}`));
+}
+
+// Drops Upgrade and Connection, as a proxy set up without WebSocket support does: the server sees plain GETs (426).
+export function upgradeDroppingProxy(port) {
+  return rewritingProxy(port, (head) => head.replace(/\r\n(Upgrade|Connection):[^\r]*/gi, '') + '\r\nConnection: close');
 }
 
 let browser = null;

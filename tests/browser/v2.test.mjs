@@ -1,10 +1,11 @@
-// Boards, undo and redo, viewers, export and the v2-only messages, against a server that speaks smolcanvas.v2
-// (PROTOCOL.md, v2). Skipped, saying so, while the server answers v1 only.
+// Boards, undo and redo, viewers, export and the v2-only messages, against this repository's server, which speaks
+// smolcanvas.v2 (PROTOCOL.md, v2): a server that answers v1 only fails these tests, it does not skip them.
 //
 // Two editors and a viewer on board `b/test`, another page on `main`: strokes reach the right pages only; undo
 // and redo by keyboard and button repaint the same pixels on every page; undo survives a reload of the drawer's
 // page; the eraser; the download is a PNG whose pixels match the page; the viewer has no tools and its attempts
-// change nothing; the board limit and the "cannot save" notice are said in words.
+// change nothing; the board limits (a new board refused, a first draw refused, too many boards open) and the
+// "cannot save" notice are said in words. The "cannot save" test needs root (it mounts a small tmpfs), as in CI.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,13 +16,8 @@ import { join } from 'node:path';
 import {
   SHOTS, V2, WAIT, Server, speaksV2, launch, closeBrowser, openPage, frames, eventually, waitForCount, inkAt, waitForInk,
   waitForNoInk, waitForBlank, setTool, mouseStroke, state, assertNoPageErrors, waitConnected, waitForBanner,
-  pixelDigest, inkBlocks, blockDiff,
+  pixelDigest, inkBlocks, blockDiff, hostRewritingProxy,
 } from './lib.mjs';
-
-const probe = new Server([], 'v2-probe');
-await probe.start();
-const v2 = await speaksV2(probe.port);
-await probe.dispose();
 
 const RED = [224, 49, 49], BLUE = [25, 113, 194], GREEN = [47, 158, 68];
 const nudge = (page) => page.evaluate(() => window.dispatchEvent(new Event('online')));
@@ -36,13 +32,14 @@ async function sameDigest(pages, want, what) {
   return got[0];
 }
 
-describe('boards, undo and redo, viewers, export (v2)', { timeout: 120_000, skip: !v2 && 'the server does not answer smolcanvas.v2 yet' }, () => {
+describe('boards, undo and redo, viewers, export (v2)', { timeout: 120_000 }, () => {
   const server = new Server([], 'v2');
   let e1, e2, viewer, other, base, viewUrl;
 
   before(async () => {
     await server.start();
     base = server.url;
+    assert.ok(await speaksV2(server.port, '/b/test/ws'), `the server (${process.env.SMOLCANVAS_BIN || 'target/debug/smolcanvas'}) must answer ${V2}`);
     await launch();
   });
 
@@ -183,8 +180,12 @@ describe('boards, undo and redo, viewers, export (v2)', { timeout: 120_000, skip
   it('share copies the view-only link, with a confirmation; New board opens an empty board', async () => {
     await e1.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
     await e1.click('[data-testid=share]');
-    const toast = await e1.textContent('[data-testid=toast]');
-    assert.match(toast, /View-only link copied/);
+    // The toast comes after the clipboard write (async): until then the download's toast may still show.
+    const toast = await e1.waitForFunction(() => {
+      const el = document.querySelector('[data-testid=toast]');
+      return !el.hidden && /View-only link copied/.test(el.textContent) && el.textContent;
+    }, null, { timeout: WAIT, polling: 50 }).then((h) => h.jsonValue());
+    assert.match(toast, new RegExp(`View-only link copied: ${viewUrl.replace(/[.]/g, '\\.')}`));
     assert.equal(await e1.evaluate(() => navigator.clipboard.readText()), viewUrl);
     await Promise.all([e1.waitForURL(/\/b\/[A-Za-z0-9_-]{10}$/), e1.click('[data-testid=new-board]')]);
     await waitConnected(e1);
@@ -192,37 +193,72 @@ describe('boards, undo and redo, viewers, export (v2)', { timeout: 120_000, skip
     assert.notEqual((await state(e1)).board, 'test');
   });
 
-  it('says when the board limit is reached', async (t) => {
+  it('says when the board limit is reached: a new board refused (503), a first draw past the limit refused', async () => {
     const s = new Server(['--max-boards', '1'], 'v2-limit');
     await s.start();
     try {
+      // Open before any board exists: loaded, so its socket is taken, but nothing drawn yet.
+      const early = await openPage(`${s.url}/b/early`);
       const a = await openPage(`${s.url}/b/first`);
       await mouseStroke(a, [[100, 100], [200, 200]], 20);
-      await eventually(async () => (await state(a)).outbox === 0, 'the first board to exist');
+      await eventually(async () => (await s.metric('smolcanvas_boards_stored')) === 1, 'board first to exist');
+      const rejected = 'smolcanvas_upgrades_rejected_total{reason="app_limit"}';
+      const before = (await s.metric(rejected)) ?? 0;
+      // A new board: the upgrade gets 503; the page asks the socket path why and names the limit.
       const b = await openPage(`${s.url}/b/second`, { connected: false });
-      const plain = await fetch(`${s.url}/b/second/ws`);
-      if (plain.status === 426) {
-        // The server refuses the upgrade (503) but answers a plain GET of the socket path with 426, so the page
-        // cannot learn the reason: it can only say that it was refused.
-        const text = await b.waitForFunction(() => {
-          const el = document.querySelector('[data-testid=banner]');
-          return !el.hidden && ['full', 'refused', 'board_limit'].includes(el.dataset.kind) && el.textContent;
-        }, null, { timeout: WAIT }).then((h) => h.jsonValue());
-        t.diagnostic(`the page says: ${text}`);
-        t.todo('the server should answer GET /b/NAME/ws without upgrade headers with the 503 the upgrade gets');
-        return;
-      }
-      let text;
-      try {
-        text = await waitForBanner(b, 'board_limit', 8000);
-      } catch {
-        // Loaded but not yet existing: the first draw gets `board_limit`.
-        await waitConnected(b);
-        await mouseStroke(b, [[100, 100], [200, 200]], 20);
-        text = await waitForBanner(b, 'board_limit');
-      }
-      assert.match(text, /limit of boards/i);
+      const text = await waitForBanner(b, 'board_limit');
+      assert.match(text, /reached its limit of boards \(1, set by --max-boards\)/);
+      assert.match(text, /Trying again in \d+s/);
+      assert.equal((await state(b)).ready, false);
       await b.screenshot({ path: join(SHOTS, 'error-board-limit.png') });
+      assert.ok((await s.metric(rejected)) > before, `the refused upgrade is counted under ${rejected}`);
+      const plain = await fetch(`${s.url}/b/second/ws`);
+      assert.equal(plain.status, 503);
+      assert.match(await plain.text(), /--max-boards/);
+      // A board that was open before the limit was reached: its first draw is refused in the socket.
+      await mouseStroke(early, [[100, 100], [200, 200]], 20);
+      const refused = await waitForBanner(early, 'board_limit');
+      assert.match(refused, /limit of boards, so nothing drawn on this new board is kept/);
+      assert.ok(frames.get(early).received.some((m) => m.type === 'error' && m.code === 'board_limit'));
+      // An existing board still opens.
+      await waitConnected(await openPage(`${s.url}/b/first`, { connected: false }));
+    } finally {
+      await s.dispose();
+    }
+  });
+
+  // The probe checks the origin the page names before the board limits, as the upgrade does: behind a
+  // Host-rewriting proxy on a server at its board limit, the page names the origin, not the limit.
+  it('names the refused origin first, even on a new board past the limit (as the upgrade does)', async () => {
+    const s = new Server(['--max-boards', '1'], 'v2-limit-origin');
+    await s.start();
+    const proxy = await hostRewritingProxy(s.port);
+    try {
+      const a = await openPage(`${s.url}/b/first`);
+      await mouseStroke(a, [[100, 100], [200, 200]], 20);
+      await eventually(async () => (await s.metric('smolcanvas_boards_stored')) === 1, 'board first to exist');
+      const origin = `http://localhost:${proxy.port}`;
+      const plain = await fetch(`${origin}/b/second/ws`, { headers: { 'X-Smolcanvas-Origin': origin } });
+      assert.equal(plain.status, 403, `the probe answers what the upgrade gets (403), not: ${plain.status} ${await plain.text()}`);
+      const b = await openPage(`${origin}/b/second`, { connected: false });
+      await waitForBanner(b, 'origin');
+    } finally {
+      proxy.close();
+      await s.dispose();
+    }
+  });
+
+  it('says when too many boards are open (503 from --max-loaded-boards), and gets in once one closes', async () => {
+    const s = new Server(['--max-loaded-boards', '1', '--board-unload-secs', '1'], 'v2-loaded');
+    await s.start();
+    try {
+      const a = await openPage(`${s.url}/b/one`);
+      const b = await openPage(`${s.url}/b/two`, { connected: false });
+      const text = await waitForBanner(b, 'boards_open');
+      assert.match(text, /1 board open at once \(--max-loaded-boards\)/);
+      await a.context().close();
+      await eventually(async () => { await nudge(b); return (await state(b)).ready; }, 'b to get in once board one is unloaded', 15_000);
+      assert.equal(await b.isHidden('[data-testid=banner]'), true);
     } finally {
       await s.dispose();
     }
@@ -231,9 +267,14 @@ describe('boards, undo and redo, viewers, export (v2)', { timeout: 120_000, skip
   it('says when the board cannot be saved (notice), and when it can again', async (t) => {
     const dir = join(tmpdir(), `smolcanvas-full-${process.pid}`);
     mkdirSync(dir, { recursive: true });
-    try { execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'tmpfs', dir], { stdio: 'ignore' }); } catch {
+    if (process.getuid?.() !== 0) {
       rmSync(dir, { recursive: true, force: true });
-      return t.skip('cannot mount a small tmpfs here (needs root)');
+      return t.skip('needs root to mount a small tmpfs (CI runs as root)');
+    }
+    // As root (CI) the mount must work: a failure here fails the test instead of skipping it.
+    try { execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'tmpfs', dir], { stdio: 'pipe' }); } catch (err) {
+      rmSync(dir, { recursive: true, force: true });
+      throw err;
     }
     const s = new Server(['--flush-interval', '0.2'], 'v2-disk', dir);
     try {

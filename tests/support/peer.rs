@@ -14,7 +14,7 @@ use smol::net::TcpStream;
 
 use super::messages::{canvas_state, string};
 use super::wait::{WAIT, bounded_by};
-use super::ws::{V2, Ws, ws_request_to};
+use super::ws::{V2, Ws, ws_request, ws_request_to};
 
 /// A canvas client: reads text messages as they come, tracks `clientCount` apart from the rest.
 pub struct Peer {
@@ -37,11 +37,18 @@ impl Peer {
 
     /// Connects to `ws://addr/ws` as `name` (for failure messages), each step bounded by `limit`.
     pub async fn connect_as(name: &str, addr: SocketAddr, limit: Duration) -> Peer {
+        Peer::connect_with(name, addr, ws_request(addr), limit).await
+    }
+
+    /// Connects to `addr` and upgrades with `request` (any path, extra headers) as `name`, each
+    /// step bounded by `limit`; the upgrade must succeed.
+    pub async fn connect_with(name: &str, addr: SocketAddr, request: Request, limit: Duration) -> Peer {
+        let url = request.uri().to_string();
         let ws = bounded_by(limit, &format!("{name}'s upgrade"), async {
             let stream = TcpStream::connect(addr).await.expect("connect for the upgrade");
-            match async_tungstenite::client_async(format!("ws://{addr}/ws"), stream).await {
+            match async_tungstenite::client_async(request, stream).await {
                 Ok((ws, _)) => ws,
-                Err(err) => panic!("{name}: upgrade to ws://{addr}/ws failed: {err}"),
+                Err(err) => panic!("{name}: upgrade to {url} failed: {err}"),
             }
         })
         .await;

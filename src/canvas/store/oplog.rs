@@ -221,7 +221,7 @@ pub struct LogContents {
     pub skipped: Vec<(usize, LineError)>,
     /// Nothing was skipped and the log ends with a newline: appending to it is safe.
     pub clean: bool,
-    /// The [`weight`] of `ops`.
+    /// The weight of `ops` (see `weight`: what compacting it would save).
     pub weight: u64,
 }
 

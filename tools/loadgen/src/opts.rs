@@ -49,7 +49,9 @@ pub enum Mode {
 
 impl Mode {
     fn from_name(name: &str) -> Option<Mode> {
-        [Mode::Idle, Mode::Fanout, Mode::Join, Mode::Latency, Mode::Soak, Mode::Board].into_iter().find(|mode| mode.name() == name)
+        [Mode::Idle, Mode::Fanout, Mode::Join, Mode::Latency, Mode::Soak, Mode::Board]
+            .into_iter()
+            .find(|mode| mode.name() == name)
     }
 
     pub fn name(self) -> &'static str {
