@@ -20,6 +20,7 @@ use async_tungstenite::tungstenite::Message;
 use log::{debug, info};
 
 use super::Canvas;
+use super::config::SyncMode;
 use super::hub::{ClientId, Event, author_hash};
 use super::protocol::{self, ClientMessage, ErrorCode, ProtocolError};
 use super::registry::Endpoint;
@@ -73,7 +74,9 @@ pub fn serve(canvas: Arc<Canvas>, mut conn: Connection, endpoint: Endpoint) -> i
             let parsed = protocol::parse(&text, canvas.config.max_snapshot_bytes);
             // A canvasState answers the server's own request: the server paces those, not the
             // client (the oldest client answers every newcomer in a join storm).
-            let answer = matches!(parsed, Ok(ClientMessage::CanvasState { .. }));
+            // With `--sync server` nobody is ever asked, so no canvasState is exempt.
+            let answer =
+                canvas.config.sync == SyncMode::Peers && matches!(parsed, Ok(ClientMessage::CanvasState { .. }));
             if !answer && !conn.take_token() {
                 conn.close_rate_limited().await;
                 break;

@@ -161,10 +161,15 @@ impl Board {
         let outcome = match op {
             Op::Draw { key, author, draw } => {
                 let live = self.live_keys.contains_key(&key);
-                match self.items.iter_mut().rev().filter(|_| live).find_map(|item| match item {
-                    Item::Stroke(stroke) if stroke.key == key => Some(stroke),
-                    _ => None,
-                }) {
+                let found = if live {
+                    self.items.iter_mut().rev().find_map(|item| match item {
+                        Item::Stroke(stroke) if stroke.key == key => Some(stroke),
+                        _ => None,
+                    })
+                } else {
+                    None
+                };
+                match found {
                     Some(stroke) => stroke.draws.push(draw),
                     None => {
                         self.undone.remove(&author);
@@ -252,8 +257,10 @@ impl Board {
 
     /// The live stroke with this key.
     pub fn stroke(&self, key: &StrokeKey) -> Option<&Stroke> {
-        let live = self.live_keys.contains_key(key);
-        self.items.iter().rev().filter(|_| live).find_map(|item| match item {
+        if !self.live_keys.contains_key(key) {
+            return None;
+        }
+        self.items.iter().rev().find_map(|item| match item {
             Item::Stroke(stroke) if &stroke.key == key => Some(stroke),
             _ => None,
         })

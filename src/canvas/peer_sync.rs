@@ -136,7 +136,8 @@ impl PeerSync {
             return;
         };
         debug!("client {from} answered the sync for client {} ({} bytes)", pending.target, data.len());
-        add(&self.metrics.syncs_from_peers, 1);
+        // One answer serves the newcomer it was asked for and every one that waited with it.
+        add(&self.metrics.syncs_from_peers, 1 + pending.waiters.len() as u64);
         let data = Utf8Bytes::from(data);
         for to in std::iter::once(pending.target).chain(pending.waiters) {
             out.push(Action::Forward { to, data: data.clone() });

@@ -198,6 +198,9 @@ impl BoardStore {
         loop {
             let wake = [saving.due, news_due].into_iter().flatten().min();
             let msg = match wake {
+                // A save or floor news that is due goes first, however many ops wait:
+                // otherwise a busy board would never be written.
+                Some(at) if at <= Instant::now() => None,
                 None => Some(msgs.recv().await),
                 Some(at) => {
                     async { Some(msgs.recv().await) }
