@@ -55,6 +55,7 @@
 //! Each module builds only on those listed before it:
 //!
 //! - `tripwire`: a one-shot signal any number of tasks can wait for.
+//! - `base64`: the standard alphabet with padding (accept keys, PNG data URLs).
 //! - `timeout`: a time bound on any future.
 //! - `logging`: log lines to stderr that never fail the server.
 //! - `metrics`: the core's counters and their Prometheus text.
@@ -83,6 +84,7 @@
 
 mod accept;
 mod app;
+mod base64;
 mod canvas;
 mod config;
 mod connection;

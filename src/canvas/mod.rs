@@ -6,7 +6,6 @@
 //! ([`client`]) that feeds its board's hub.
 
 mod assets;
-mod base64;
 mod client;
 mod config;
 pub(crate) mod hub;

@@ -19,7 +19,7 @@ use std::io::{Cursor, Write};
 use png::{BitDepth, ColorType, Transformations};
 use tiny_skia::{Color, FillRule, LineCap, LineJoin, Paint, PathBuilder, Pixmap, Stroke, Transform};
 
-use super::base64;
+use crate::base64;
 use super::protocol::PNG_DATA_URL_PREFIX;
 
 /// Board width in pixels, the page's canvas width (its `W`).
