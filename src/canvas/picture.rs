@@ -19,8 +19,8 @@ use std::io::{Cursor, Write};
 use png::{BitDepth, ColorType, Transformations};
 use tiny_skia::{Color, FillRule, LineCap, LineJoin, Paint, PathBuilder, Pixmap, Stroke, Transform};
 
-use crate::base64;
 use super::protocol::PNG_DATA_URL_PREFIX;
+use crate::base64;
 
 /// Board width in pixels, the page's canvas width (its `W`).
 pub const WIDTH: u32 = 1280;
