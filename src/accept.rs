@@ -19,7 +19,7 @@ use crate::connection::Connection;
 use crate::http::{self, HeadError, Refusal, RequestHead, Route, Status};
 use crate::limit::{Guarded, MessageLimit};
 use crate::metrics::{RejectReason, add};
-use crate::shared::{ClientSlot, ClientSlotIp, Shared};
+use crate::shared::{ClientSlot, ClientSlotIp, Shared, TaskGuard};
 use crate::stream::{Stream, TcpStream};
 use crate::timeout::timeout;
 
@@ -29,49 +29,72 @@ enum Handshake<E> {
     Upgraded(RequestHead, Vec<u8>, ClientSlot, E),
 }
 
-pub(crate) async fn handle<A: App>(tcp: TcpStream, peer: SocketAddr, app: Arc<A>, shared: Arc<Shared>) {
+/// A connection's whole task: the upgrade, then the app's handler until it ends.
+///
+/// Of everything here, only the handler's future, the client slot and the
+/// task guard stay in the task while it serves: the accepted socket and what
+/// the upgrade needs travel in one box that the upgrade consumes, and the
+/// upgrade itself runs in a future boxed for its duration. (Captured values
+/// and the locals of an earlier await would otherwise keep their room in
+/// every connection's task for its whole life.)
+pub(crate) fn handle<A: App>(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    app: Arc<A>,
+    shared: Arc<Shared>,
+    task: TaskGuard,
+) -> impl Future<Output = ()> + Send + 'static {
+    let accepted = Box::new((tcp, peer, app, shared));
+    async move {
+        // Moved out of a temporary, so that the box is freed here, not when the task ends.
+        let (tcp, peer, app, shared) = *{ accepted };
+        // let-else, not if-let: the upgrade's result is moved apart at once instead of
+        // keeping its room (a whole `Connection`) beside the handler's future.
+        let Some((conn, slot, endpoint)) = Box::pin(open_socket(tcp, peer, &app, shared)).await else {
+            return;
+        };
+        // The connection logs its end when the handler drops it.
+        app.serve(conn, endpoint).await;
+        drop(slot);
+        drop(task);
+    }
+}
+
+/// Everything up to the upgrade, within the handshake timeout; the
+/// connection for the app's handler, its client slot and its endpoint.
+async fn open_socket<A: App>(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    app: &Arc<A>,
+    shared: Arc<Shared>,
+) -> Option<(Connection, ClientSlot, A::Endpoint)> {
+    let shared = &shared;
     let timeout = shared.config.handshake_timeout;
     // The TLS handshake, the request head and the upgrade share one time bound.
-    // Boxed: they are large and short-lived; in the task they would add their
-    // size to every connection for its whole life.
-    let bounded = Box::pin(async {
-        let mut stream = match open(tcp, peer, &shared).await {
-            Some(stream) => stream,
-            None => return None,
-        };
-        match handshake(&mut stream, peer, &app, &shared).await {
+    let bounded = async {
+        let mut stream = open(tcp, peer, shared).await?;
+        match handshake(&mut stream, peer, app, shared).await {
             Handshake::Done => None,
             Handshake::Upgraded(head, leftover, slot, endpoint) => Some((stream, head, leftover, slot, endpoint)),
         }
-    });
+    };
     let timed_out = async {
         Timer::after(timeout).await;
         shared.metrics.reject(RejectReason::Timeout);
         info!("{peer}: closed: request head and upgrade not complete within {timeout:?}");
         None
     };
-    // The handshake's results live in this block only: the task keeps just the
-    // connection, its slot and its endpoint while it serves.
-    let (conn, slot, endpoint) = match bounded.or(timed_out).await {
-        None => return,
-        Some((stream, head, leftover, slot, endpoint)) => {
-            debug!("{peer}: upgraded {}", head.path);
-            let limit = MessageLimit::new(app.message_limit().min(shared.config.max_message_bytes));
-            let mut guarded = Guarded::new(stream, limit.clone());
-            // Bytes that came with the request head reach tungstenite without a read: check them here.
-            if let Err(too_big) = guarded.inspect(&leftover) {
-                info!("{peer}: closed: {too_big}");
-                return;
-            }
-            let ws =
-                Box::pin(WebSocketStream::from_partially_read(guarded, leftover, Role::Server, Some(shared.ws_config)))
-                    .await;
-            (Connection::new(ws, limit, peer, head.path, head.query, shared.connection.clone()), slot, endpoint)
-        }
-    };
-    app.serve(conn, endpoint).await;
-    drop(slot);
-    debug!("{peer}: connection over");
+    let (stream, head, leftover, slot, endpoint) = bounded.or(timed_out).await?;
+    debug!("{peer}: upgraded {}", head.path);
+    let limit = MessageLimit::new(app.message_limit().min(shared.config.max_message_bytes));
+    let mut guarded = Guarded::new(stream, limit.clone());
+    // Bytes that came with the request head reach tungstenite without a read: check them here.
+    if let Err(too_big) = guarded.inspect(&leftover) {
+        info!("{peer}: closed: {too_big}");
+        return None;
+    }
+    let ws = WebSocketStream::from_partially_read(guarded, leftover, Role::Server, Some(shared.ws_config)).await;
+    Some((Connection::new(ws, limit, peer, head.path, head.query, shared.connection.clone()), slot, endpoint))
 }
 
 /// Plain TCP as it is, or the TLS handshake when the server has a certificate.

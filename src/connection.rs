@@ -22,6 +22,7 @@
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_tungstenite::WebSocketStream;
@@ -129,8 +130,8 @@ pub struct Connection {
     ws: WebSocketStream<Guarded<Stream>>,
     limit: MessageLimit,
     peer: SocketAddr,
-    path: String,
-    query: Option<String>,
+    path: Box<str>,
+    query: Option<Box<str>>,
     settings: Arc<ConnectionSettings>,
     state: State,
     last_seen: Instant,
@@ -151,7 +152,16 @@ impl std::fmt::Debug for Connection {
     }
 }
 
+impl Drop for Connection {
+    fn drop(&mut self) {
+        debug!("{}: connection over", self.peer);
+    }
+}
+
 enum Wake {
+    /// A text or binary message for the app.
+    Data(Message),
+    /// Any other read result: a control frame, the end, an error.
     Read(Option<Result<Message, WsError>>),
     Outgoing(Option<Outgoing>),
     Heartbeat,
@@ -175,8 +185,8 @@ impl Connection {
             ws,
             limit,
             peer,
-            path,
-            query,
+            path: path.into(),
+            query: query.map(String::into_boxed_str),
             settings,
             state: State::Open,
             last_seen: now,
@@ -250,33 +260,82 @@ impl Connection {
     /// everything queued in `outbox`; `None` once the connection is over
     /// (closed by the peer, idle, evicted, shut down or failed).
     pub async fn next(&mut self, outbox: Option<&OutboxReceiver>) -> Option<Message> {
+        // This future is what every idle connection's task holds while it waits, so it
+        // keeps nothing but its two references: the wait is a plain poll of what the
+        // connection already owns, a data message is handed over without an await, and
+        // every other wake-up (all of them rare) is handled in a future boxed for its
+        // duration. (`wake` moves into that future whole, so it takes no room here.)
         self.attach(outbox);
         while self.state == State::Open {
-            match self.wait(outbox).await {
-                Wake::Read(read) => {
-                    if let Some(message) = self.on_read(read).await {
-                        return Some(message);
-                    }
-                }
-                Wake::Outgoing(Some(outgoing)) => {
-                    // Boxed: over plain TCP broadcasts mostly go out without this task,
-                    // so a write future in every idle connection's task would be waste.
-                    if Box::pin(self.write(outgoing.into_message(), outbox)).await {
-                        // Give the peer a turn so a busy outbox cannot starve reading.
-                        if let Some(read) = future::poll_once(self.ws.next()).await {
-                            if let Some(message) = self.on_read(read).await {
-                                return Some(message);
-                            }
-                        }
-                    }
-                }
-                Wake::Outgoing(None) => self.on_outbox_closed(outbox).await,
-                // Boxed: every 20 s per connection, not worth a larger task for all of them.
-                Wake::Heartbeat => Box::pin(self.on_heartbeat()).await,
-                Wake::Shutdown => self.close(CloseCode::Away, "server shutting down").await,
+            let wake = future::poll_fn(|cx| self.poll_wake(cx, outbox)).await;
+            if let Wake::Data(message) = wake {
+                return Some(message);
+            }
+            if let Some(message) = Box::pin(self.on_wake(wake, outbox)).await {
+                return Some(message);
             }
         }
         self.stop_direct();
+        None
+    }
+
+    /// Whichever comes first of shutdown, something to write, a read and the heartbeat.
+    fn poll_wake(&mut self, cx: &mut Context<'_>, outbox: Option<&OutboxReceiver>) -> Poll<Wake> {
+        if Pin::new(&mut self.shutdown).poll(cx).is_ready() {
+            return Poll::Ready(Wake::Shutdown);
+        }
+        // Eviction closes the outbox, which ends `poll_outgoing` with `None`.
+        if let Some(Poll::Ready(outgoing)) = outbox.map(|outbox| outbox.poll_outgoing(cx)) {
+            return Poll::Ready(Wake::Outgoing(outgoing));
+        }
+        if let Poll::Ready(read) = Pin::new(&mut self.ws).poll_next(cx) {
+            return Poll::Ready(match self.on_data(read) {
+                Ok(message) => Wake::Data(message),
+                Err(read) => Wake::Read(read),
+            });
+        }
+        if Pin::new(&mut self.heartbeat).poll(cx).is_ready() {
+            return Poll::Ready(Wake::Heartbeat);
+        }
+        Poll::Pending
+    }
+
+    /// A text or binary message for the app, counted; anything else back for [`Connection::on_read`].
+    #[allow(clippy::result_large_err)]
+    fn on_data(&mut self, read: Option<Result<Message, WsError>>) -> Result<Message, Option<Result<Message, WsError>>> {
+        match read {
+            Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
+                self.last_seen = Instant::now();
+                add(&self.settings.metrics.messages_in, 1);
+                add(&self.settings.metrics.bytes_in, message.len() as u64);
+                Ok(message)
+            }
+            other => Err(other),
+        }
+    }
+
+    /// Handles every wake-up but a data message (boxed by the caller); a data
+    /// message read meanwhile is for the app.
+    async fn on_wake(&mut self, wake: Wake, outbox: Option<&OutboxReceiver>) -> Option<Message> {
+        match wake {
+            Wake::Data(message) => return Some(message),
+            Wake::Read(read) => self.on_read(read).await,
+            Wake::Outgoing(Some(outgoing)) => {
+                // Over plain TCP broadcasts mostly go out without this task.
+                if self.write(outgoing.into_message(), outbox).await {
+                    // Give the peer a turn so a busy outbox cannot starve reading.
+                    if let Some(read) = future::poll_once(self.ws.next()).await {
+                        match self.on_data(read) {
+                            Ok(message) => return Some(message),
+                            Err(read) => self.on_read(read).await,
+                        }
+                    }
+                }
+            }
+            Wake::Outgoing(None) => self.on_outbox_closed(outbox).await,
+            Wake::Heartbeat => self.on_heartbeat().await,
+            Wake::Shutdown => self.close(CloseCode::Away, "server shutting down").await,
+        }
         None
     }
 
@@ -326,70 +385,37 @@ impl Connection {
         }
     }
 
-    async fn wait(&mut self, outbox: Option<&OutboxReceiver>) -> Wake {
-        let shutdown = async {
-            (&mut self.shutdown).await;
-            Wake::Shutdown
-        };
-        // Eviction closes the outbox, which wakes `outgoing`.
-        let outgoing = async {
-            match outbox {
-                Some(outbox) => Wake::Outgoing(outbox.outgoing().await),
-                None => future::pending().await,
-            }
-        };
-        let read = async { Wake::Read(self.ws.next().await) };
-        let heartbeat = async {
-            (&mut self.heartbeat).await;
-            Wake::Heartbeat
-        };
-        shutdown.or(outgoing).or(read).or(heartbeat).await
-    }
-
-    /// Handles one read result; returns a data message for the app.
-    async fn on_read(&mut self, read: Option<Result<Message, WsError>>) -> Option<Message> {
+    /// Handles a read result other than a data message (control frames, the end,
+    /// errors); runs boxed, once in a while.
+    async fn on_read(&mut self, read: Option<Result<Message, WsError>>) {
         match read {
             Some(Ok(message)) => {
                 self.last_seen = Instant::now();
                 match message {
-                    Message::Text(_) | Message::Binary(_) => {
-                        add(&self.settings.metrics.messages_in, 1);
-                        add(&self.settings.metrics.bytes_in, message.len() as u64);
-                        Some(message)
-                    }
                     Message::Close(frame) => {
                         debug!("{}: peer closed ({})", self.peer, describe(frame.as_ref()));
                         // tungstenite's close reply goes out on the next read: nothing may follow it.
                         self.stop_direct();
-                        // Boxed: once per connection, not worth a larger task for all of them.
-                        Box::pin(async {
-                            // Reading on sends tungstenite's queued close reply and ends the stream.
-                            let _ = timeout(CLOSE_TIMEOUT, self.ws.next()).await;
-                        })
-                        .await;
+                        // Reading on sends tungstenite's queued close reply and ends the stream.
+                        let _ = timeout(CLOSE_TIMEOUT, self.ws.next()).await;
                         self.state = State::Closed;
-                        None
                     }
                     // Pings are answered by tungstenite; pongs only count as
                     // life. Both spend the peer's rate tokens like any frame.
                     Message::Ping(_) | Message::Pong(_) => {
                         if !self.take_token() {
-                            Box::pin(self.close_rate_limited()).await;
+                            self.close_rate_limited().await;
                         }
-                        None
                     }
-                    Message::Frame(_) => None,
+                    // Data messages went to the app (`on_data`); raw frames are never read.
+                    Message::Text(_) | Message::Binary(_) | Message::Frame(_) => {}
                 }
             }
             None => {
                 debug!("{}: connection ended", self.peer);
                 self.state = State::Closed;
-                None
             }
-            Some(Err(err)) => {
-                Box::pin(self.on_error(err)).await;
-                None
-            }
+            Some(Err(err)) => self.on_error(err).await,
         }
     }
 

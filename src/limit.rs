@@ -67,7 +67,7 @@ impl MessageTooBig {
 #[derive(Debug)]
 enum Position {
     /// Collecting a frame header (up to 14 bytes).
-    Header { bytes: [u8; 14], have: usize },
+    Header { bytes: [u8; 14], have: u8 },
     /// Inside a payload; this many bytes are left.
     Payload(u64),
 }
@@ -106,10 +106,10 @@ impl<S> Guarded<S> {
                     }
                 }
                 Position::Header { bytes, have } => {
-                    bytes[*have] = data[0];
+                    bytes[usize::from(*have)] = data[0];
                     *have += 1;
                     data = &data[1..];
-                    if let Some(header) = FrameHeader::parse(&bytes[..*have]) {
+                    if let Some(header) = FrameHeader::parse(&bytes[..usize::from(*have)]) {
                         self.on_header(header)?;
                     }
                 }

@@ -401,6 +401,10 @@ impl OutboxReceiver {
         let mut queue = self.shared.queue();
         if queue.items.is_empty() && !queue.flush {
             queue.task_writing = false;
+            // A connection whose broadcasts go straight to its socket rarely queues again:
+            // its queue holds no buffer meanwhile (256 bytes per idle connection otherwise).
+            // One that queues everything (TLS) allocates it again per batch, not per message.
+            queue.items = VecDeque::new();
             return true;
         }
         false

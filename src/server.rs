@@ -198,13 +198,7 @@ impl<A: App> Server<A> {
                     let stream = TcpStream::new(io);
                     shared.tasks.fetch_add(1, Ordering::AcqRel);
                     let task = TaskGuard(shared.clone());
-                    let (app, shared) = (self.app.clone(), shared.clone());
-                    executor
-                        .spawn(async move {
-                            accept::handle(stream, peer, app, shared).await;
-                            drop(task);
-                        })
-                        .detach();
+                    executor.spawn(accept::handle(stream, peer, self.app.clone(), shared.clone(), task)).detach();
                 }
                 Some(Err(err)) => {
                     // Out of file descriptors, most likely: back off instead of spinning.
