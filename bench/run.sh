@@ -70,8 +70,10 @@ start_server() {
   case "$name" in
     smolcanvas)
       DATA_DIR=$(mktemp -d)
+      # --sync peers: newcomers are synced by a peer, as the other servers do (the
+      # default, --sync server, answers from the server's own picture).
       taskset -c "$SERVER_CPU" "$SMOLCANVAS" --listen "127.0.0.1:$port" --data-dir "$DATA_DIR" \
-        --log-level warn 2>"$log" &
+        --sync peers --log-level warn 2>"$log" &
       ;;
     go-gorilla) taskset -c "$SERVER_CPU" bench/peers/go-gorilla/go-gorilla "127.0.0.1:$port" 2>"$log" & ;;
     floor) taskset -c "$SERVER_CPU" bench/peers/floor/target/release/floor "127.0.0.1:$port" 2>"$log" & ;;
