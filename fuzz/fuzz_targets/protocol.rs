@@ -43,7 +43,11 @@ fuzz_target!(|data: &[u8]| {
             let again = protocol::parse(protocol::canvas_state(&client_id, &data).as_str(), LARGE);
             assert_eq!(again, Ok(ClientMessage::CanvasState { client_id, data }));
         }
-        Ok(ClientMessage::Clear | ClientMessage::CanvasRequest) => {}
+        Ok(ClientMessage::Hello { author }) => {
+            assert!((16..=64).contains(&author.len()), "author of {} bytes", author.len());
+            assert!(author.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{author:?}");
+        }
+        Ok(ClientMessage::Clear | ClientMessage::CanvasRequest | ClientMessage::Undo | ClientMessage::Redo) => {}
         Err(err) => check_error(&err),
     }
     if let Err(err) = small {
@@ -52,6 +56,7 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn check_draw(draw: &Draw) {
+    assert!(draw.stroke.is_none_or(|n| n < 1 << 31), "stroke {:?}", draw.stroke);
     let bytes = draw.encode();
     let Ok(Value::Object(object)) = serde_json::from_str::<Value>(bytes.as_str()) else {
         panic!("draw encodes to something other than a JSON object: {}", bytes.as_str());
