@@ -5,7 +5,7 @@
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -72,6 +72,21 @@ impl Process {
         process
     }
 
+    /// Runs `command` (a program and its first arguments, such as `ip netns exec NS` and the
+    /// binary) listening on `ip` (port 0) with `dir` as its data dir, the defaults of
+    /// [`Process::start`] and `extra` after them, and waits for its `listening on` line for `ip`.
+    pub fn start_at(command: &[String], ip: IpAddr, dir: &Path, extra: &[&str]) -> Process {
+        let mut args: Vec<OsString> = vec!["--listen".into(), SocketAddr::new(ip, 0).to_string().into()];
+        args.extend([OsString::from("--data-dir"), dir.into()]);
+        args.extend(["--flush-interval", "0.2", "--log-level", "info"].map(OsString::from));
+        args.extend(extra.iter().map(OsString::from));
+        let command: Vec<OsString> = command.iter().map(OsString::from).collect();
+        let mut process = Process::launch(&command, &args, None, WAIT);
+        process.addr = SocketAddr::new(ip, 0);
+        process.wait_listening();
+        process
+    }
+
     /// Starts the binary with exactly `args`, following its stderr, without waiting for anything
     /// (`addr` stays at port 0).
     pub fn spawn(args: &[&str]) -> Process {
@@ -128,10 +143,14 @@ impl Process {
         }
     }
 
-    /// Waits for the `listening on` line and takes the port from it.
+    /// Waits for the `listening on` line for `addr`'s address and takes the port from it.
     fn wait_listening(&mut self) {
-        let line = self.wait_line(LISTENING);
-        let port = line[line.find(LISTENING).expect("the marker") + LISTENING.len()..]
+        let marker = match self.addr.ip() {
+            ip if ip == IpAddr::from([127, 0, 0, 1]) => LISTENING.to_string(),
+            ip => format!("listening on http://{}:", SocketAddr::new(ip, 0).to_string().trim_end_matches(":0")),
+        };
+        let line = self.wait_line(&marker);
+        let port = line[line.find(&marker).expect("the marker") + marker.len()..]
             .split(|c: char| !c.is_ascii_digit())
             .next()
             .and_then(|port| port.parse().ok())
@@ -183,6 +202,12 @@ impl Process {
         let lines: Vec<String> = self.stderr.try_iter().collect();
         self.log.extend(lines.iter().cloned());
         lines
+    }
+
+    /// Every stderr line received so far, reading what is there without waiting.
+    pub fn log_so_far(&mut self) -> &[String] {
+        self.drain_lines();
+        &self.log
     }
 
     /// Every stderr line not yet read, up to the end of stderr (after the process has exited),
