@@ -1,0 +1,601 @@
+//! Cluster mode (`--features redis`, `--redis URL`): any number of servers share every board
+//! through one Redis. Each test starts its own `redis-server` (free port, temp dir, AOF with
+//! `appendfsync always`) and two or three `smolcanvas` binaries with data dirs of their own, all
+//! with `--redis redis://127.0.0.1:PORT/`, and shows from the clients' side that:
+//!
+//! - a draw on one server reaches the board's clients on every server (v1 and v2 forms), not
+//!   another board's, and a sequence of draws from several servers arrives in one order at every
+//!   client; a view link works on every server;
+//! - a newcomer on any server gets the whole board;
+//! - `clientCount` counts the board's clients on every server, and forgets a killed server's;
+//! - undo and redo follow their author (`hello`) from one server to another;
+//! - behind nginx with a plain round-robin `upstream`, one board's clients land on both servers
+//!   and see each other;
+//! - a killed server's clients find the whole board on another one;
+//! - a Redis restart keeps every client connected and drawing (`not_shared`, `degraded:`), then
+//!   shares what was drawn meanwhile exactly once (`shared`);
+//! - compaction writes the board's snapshot to Redis, which a server with an empty data dir loads.
+//!
+//! It needs `redis-server` (Debian's `redis-server`), and nginx for the round-robin case. Without
+//! them a test says on stderr that it did not run and passes, unless `SMOLCANVAS_REQUIRE_REDIS`
+//! (`SMOLCANVAS_REQUIRE_NGINX`) is set (`.ci/run` sets both), where it fails.
+
+#[path = "support/blackbox.rs"]
+mod support;
+
+#[path = "support/redis.rs"]
+mod redis;
+
+#[path = "support/cluster.rs"]
+mod cluster;
+
+use std::time::{Duration, Instant};
+
+use futures_lite::future;
+
+use cluster::*;
+use redis::*;
+use support::*;
+
+/// Redis and `n` servers on it, each started with `extra` flags; `None` (the test skipped) without
+/// `redis-server`.
+fn start_cluster(test: &str, n: usize, extra: &[&str]) -> Option<(Redis, Vec<Node>)> {
+    let bin = redis_server_or_skip(&format!("tests/cluster.rs {test}"))?;
+    let redis = Redis::start(&bin);
+    let nodes = (0..n).map(|i| Node::start(["A", "B", "C"][i], &redis.url(), extra)).collect();
+    Some((redis, nodes))
+}
+
+#[test]
+fn draws_reach_every_server_in_one_order() {
+    let Some((_redis, nodes)) = start_cluster("draws_reach_every_server_in_one_order", 3, &[]) else { return };
+    let (a, b, c) = (nodes[0].addr(), nodes[1].addr(), nodes[2].addr());
+    let path = ws_path("relay");
+    smol::block_on(async {
+        let mut a1 = Client::join(a, &path, false, "a1 (v1 on A)").await;
+        let mut a2 = Client::join(a, &path, true, "a2 (v2 on A)").await;
+        let mut b1 = Client::join(b, &path, true, "b1 (v2 on B)").await;
+        let mut b2 = Client::join(b, &path, false, "b2 (v1 on B)").await;
+        let mut c1 = Client::join(c, &path, true, "c1 (v2 on C)").await;
+        let mut c2 = Client::join(c, &path, false, "c2 (v1 on C)").await;
+        let mut elsewhere = Client::join(b, &ws_path("elsewhere"), true, "on board elsewhere (B)").await;
+
+        // A v1 draw on A: v1 clients everywhere get it as sent, v2 clients with a key the server
+        // made up for a1.
+        a1.draw(1).await;
+        let mut made_up = None;
+        for client in [&mut a2, &mut b1, &mut c1] {
+            let text = client.next_text().await;
+            let key = stroke_key(&text);
+            let (id, n) = split_key(&key);
+            assert_eq!(id, a1.id, "{}: the key of a1's draw names a1: {text}", client.name);
+            assert!(n >= MADE_UP_STROKES, "{}: a made-up stroke number is 2^31 or more: {text}", client.name);
+            assert_eq!(text, v2_form(&draw(1), &key), "{}: the v2 form of a1's draw", client.name);
+            assert_eq!(*made_up.get_or_insert(key.clone()), key, "every server gives a1's draw the same key");
+        }
+        for client in [&mut b2, &mut c2] {
+            assert_eq!(client.next_text().await, draw(1), "{}: a1's draw as sent", client.name);
+        }
+        // A v2 draw on B: the v1 form to v1 clients, the v2 form with the drawer's key to v2 ones.
+        b1.draw(2).await;
+        let key = format!("{}.2", b1.id);
+        for client in [&mut a2, &mut c1] {
+            assert_eq!(client.next_text().await, v2_form(&draw(2), &key), "{}: b1's draw", client.name);
+        }
+        for client in [&mut a1, &mut b2, &mut c2] {
+            assert_eq!(client.next_text().await, draw(2), "{}: b1's draw in v1 form", client.name);
+        }
+
+        // Three drawers on three servers at once: every client paints one and the same order.
+        let (from_a, from_b, from_c) = (span(100, 139), span(200, 239), span(300, 319));
+        future::zip(a1.draw_all(from_a.clone()), future::zip(b1.draw_all(from_b.clone()), c2.draw_all(from_c.clone())))
+            .await;
+        let every = all_of(&[&[1, 2], &from_a, &from_b, &from_c]);
+        for client in [&mut a1, &mut a2, &mut b1, &mut b2, &mut c1, &mut c2] {
+            client.wait_draws(&every).await;
+            client.assert_exactly(&every);
+        }
+        // The observers (who drew nothing meanwhile) agree on the order; each drawer sees the
+        // others' draws in that order too (its own it painted as it drew them).
+        let phase = all_of(&[&from_a, &from_b, &from_c]);
+        let order = |client: &Client, skip: &[u32]| -> Vec<u32> {
+            client.seqs().into_iter().filter(|s| phase.contains(s) && !skip.contains(s)).collect()
+        };
+        let reference = order(&c1, &[]);
+        for observer in [&a2, &b2] {
+            assert_eq!(order(observer, &[]), reference, "{} and {} disagree on the order", observer.name, c1.name);
+        }
+        for (drawer, own) in [(&a1, &from_a), (&b1, &from_b), (&c2, &from_c)] {
+            let others: Vec<u32> = reference.iter().copied().filter(|s| !own.contains(s)).collect();
+            assert_eq!(order(drawer, own), others, "{} sees the others' draws in another order", drawer.name);
+        }
+        let interleaved = reference.windows(2).filter(|w| (w[0] / 100) != (w[1] / 100)).count();
+        eprintln!("the three drawers' draws were interleaved {interleaved} times in the stream");
+
+        // The other board got none of it: a draw there reaches its client, and is all it has.
+        let mut other = Client::join(a, &ws_path("elsewhere"), false, "on board elsewhere (A)").await;
+        other.draw(900).await;
+        elsewhere.wait_draws(&[900]).await;
+        elsewhere.assert_exactly(&[900]);
+
+        // One view link on every server.
+        let views: Vec<String> = [&a2, &b1, &c1]
+            .iter()
+            .map(|c| c.welcome.as_ref().and_then(|w| w.view_path.clone()).expect("a viewPath"))
+            .collect();
+        assert!(views.iter().all(|v| *v == views[0]), "the board's view link differs between servers: {views:?}");
+        for (server, addr) in [("A", a), ("C", c)] {
+            let mut viewer =
+                Client::join(addr, &format!("{}/ws", views[0]), true, &format!("viewer on {server}")).await;
+            viewer.wait_draws(&every).await;
+            viewer.assert_exactly(&every);
+            viewer.close().await;
+        }
+        for client in [a1, a2, b1, b2, c1, c2, elsewhere, other] {
+            client.close().await;
+        }
+    });
+}
+
+#[test]
+fn newcomers_on_any_server_get_the_whole_board() {
+    let Some((_redis, nodes)) = start_cluster("newcomers_on_any_server_get_the_whole_board", 3, &[]) else { return };
+    let addrs: Vec<_> = nodes.iter().map(Node::addr).collect();
+    let path = ws_path("late");
+    smol::block_on(async {
+        let mut a = Client::join(addrs[0], &path, true, "a (v2 on A)").await;
+        let mut b = Client::join(addrs[1], &path, false, "b (v1 on B)").await;
+        let mut c = Client::join(addrs[2], &path, true, "c (v2 on C)").await;
+        a.draw_all(span(1, 10)).await;
+        b.draw_all(span(11, 20)).await;
+        let first = span(1, 20);
+        // Seen by a client of C: the board is whole on C.
+        c.wait_draws(&first).await;
+        let (floor, seqs) = newcomer(addrs[2], &path).await;
+        assert_eq!(floor, "", "nothing was painted into the floor");
+        assert_each_once("a v1 newcomer on C", &seqs, &first);
+        assert_eq!(seqs, c.seqs(), "a v1 newcomer on C gets the board in the order C's client saw it");
+        let (_, strokes) = newcomer_v2(addrs[2], &path).await;
+        for (seq, key) in &strokes {
+            let (id, n) = split_key(key);
+            if *seq <= 10 {
+                assert_eq!((id, n), (a.id.as_str(), u64::from(*seq)), "the key of a's stroke {seq}");
+            } else {
+                assert_eq!(id, b.id, "the key of b's draw {seq}");
+            }
+        }
+        assert_each_once("a v2 newcomer on C", &strokes.iter().map(|s| s.0).collect::<Vec<_>>(), &first);
+
+        // And the other way round: C's draws, seen on A and B, are whole for newcomers there.
+        c.draw_all(span(21, 25)).await;
+        let every = span(1, 25);
+        a.wait_draws(&every).await;
+        b.wait_draws(&every).await;
+        for (server, addr) in [("A", addrs[0]), ("B", addrs[1])] {
+            let (_, seqs) = newcomer(addr, &path).await;
+            assert_each_once(&format!("a v1 newcomer on {server}"), &seqs, &every);
+            let (_, strokes) = newcomer_v2(addr, &path).await;
+            assert_each_once(
+                &format!("a v2 newcomer on {server}"),
+                &strokes.iter().map(|s| s.0).collect::<Vec<_>>(),
+                &every,
+            );
+        }
+        for client in [a, b, c] {
+            client.assert_exactly(&every);
+            client.close().await;
+        }
+    });
+}
+
+#[test]
+fn client_count_spans_servers_and_forgets_a_killed_one() {
+    let Some((_redis, mut nodes)) = start_cluster("client_count_spans_servers_and_forgets_a_killed_one", 2, &[]) else {
+        return;
+    };
+    let (a, b) = (nodes[0].addr(), nodes[1].addr());
+    let path = ws_path("count");
+    smol::block_on(async {
+        let mut a1 = Client::join(a, &path, true, "a1 (v2 on A)").await;
+        let mut a2 = Client::join(a, &path, false, "a2 (v1 on A)").await;
+        let mut a3 = Client::join(a, &path, false, "a3 (v1 on A)").await;
+        let mut b1 = Client::join(b, &path, true, "b1 (v2 on B)").await;
+        for client in [&mut a1, &mut a2, &mut a3, &mut b1] {
+            client.wait_count(4, STEP).await;
+        }
+        // Another board's clients do not count.
+        let mut other = Client::join(b, &ws_path("count-other"), false, "on count-other (B)").await;
+        other.wait_count(1, STEP).await;
+        // A client that leaves is subtracted everywhere.
+        a3.close().await;
+        for client in [&mut a1, &mut a2, &mut b1] {
+            client.wait_count(3, STEP).await;
+        }
+        nodes[0].wait_metric("smolcanvas_canvas_clients", 2, STEP).await;
+        nodes[1].wait_metric("smolcanvas_canvas_clients", 2, STEP).await;
+
+        // A dies without a word: its clients drop out of the count within ~3 s.
+        nodes[0].process.kill();
+        let killed = Instant::now();
+        a1.wait_end(STEP).await;
+        a2.wait_end(STEP).await;
+        b1.wait_count(1, STEP).await;
+        eprintln!("B's client saw the count drop to 1 {:?} after A was killed", killed.elapsed());
+        assert!(killed.elapsed() < Duration::from_secs(6), "the count took {:?} to forget A", killed.elapsed());
+        assert_eq!(other.peer.count(), Some(1), "count-other's count never included board count's clients");
+        b1.close().await;
+        other.close().await;
+    });
+}
+
+#[test]
+fn undo_and_redo_follow_their_author_across_servers() {
+    let Some((_redis, nodes)) = start_cluster("undo_and_redo_follow_their_author_across_servers", 2, &[]) else {
+        return;
+    };
+    let (a, b) = (nodes[0].addr(), nodes[1].addr());
+    let path = ws_path("undo");
+    const SECRET: &str = "cluster-undo-author-0001";
+    smol::block_on(async {
+        let mut wa = Client::join(a, &path, true, "wa (v2 on A)").await;
+        let mut wb = Client::join(b, &path, true, "wb (v2 on B)").await;
+        let mut v1b = Client::join(b, &path, false, "v1b (v1 on B)").await;
+
+        // The author draws a two-segment stroke on A, and someone else a stroke after it.
+        let mut author = Client::join(a, &path, true, "author on A").await;
+        author.peer.send(hello(SECRET)).await;
+        let stroke = [segment("#ff0000", (10, 10), (60, 10), 4), segment("#ff0000", (60, 10), (60, 60), 4)];
+        for part in &stroke {
+            author.peer.send(with_stroke(part, 7)).await;
+        }
+        let key = format!("{}.7", author.id);
+        for client in [&mut wa, &mut wb] {
+            for part in &stroke {
+                assert_eq!(client.peer.next().await, v2_form(part, &key), "{}: the author's stroke", client.name);
+            }
+        }
+        for part in &stroke {
+            assert_eq!(v1b.peer.next().await, *part, "v1b: the author's stroke");
+        }
+        wb.draw(500).await;
+        wa.wait_draws(&[500]).await;
+        author.close().await;
+
+        // Back on B with the same secret: undo takes that stroke away everywhere.
+        let mut again = Client::join(b, &path, true, "the author again, on B").await;
+        again.peer.send(hello(SECRET)).await;
+        again.peer.send(UNDO).await;
+        for client in [&mut again, &mut wa, &mut wb] {
+            client.wait_undo(&key, STEP).await;
+            assert_eq!(client.undos, vec![key.clone()], "{}: one undo, of the author's stroke", client.name);
+        }
+        // v1 clients are synced again instead: the stroke is gone from their picture.
+        let syncs = v1b.syncs;
+        v1b.wait_syncs(syncs + 1, STEP).await;
+        v1b.wait_draws(&[500]).await;
+        v1b.assert_exactly(&[500]);
+
+        // Redo on B brings it back whole, on A too.
+        again.peer.send(REDO).await;
+        let redo: serde_json::Value =
+            serde_json::from_str(&redo_message(&key, &[&stroke[0], &stroke[1]])).expect("a redo message");
+        for client in [&mut again, &mut wa, &mut wb] {
+            let within = client.pump_until(STEP, "the redo", |c| !c.redos.is_empty()).await;
+            assert!(within, "{}: no redo within {STEP:?}", client.name);
+            assert_eq!(client.redos[0], redo, "{}: the redo of the author's stroke", client.name);
+        }
+        // A newcomer on A gets the stroke back with its key.
+        let (_, strokes) = newcomer_v2(a, &path).await;
+        let keys: Vec<&str> = strokes.iter().map(|(_, k)| k.as_str()).collect();
+        assert!(keys.iter().filter(|k| **k == key).count() == 2, "a newcomer on A after the redo: {strokes:?}");
+        for client in [again, wa, wb, v1b] {
+            client.close().await;
+        }
+    });
+}
+
+#[test]
+fn round_robin_behind_nginx_spreads_one_board_over_both_servers() {
+    let test = "tests/cluster.rs round_robin_behind_nginx_spreads_one_board_over_both_servers";
+    let Some(nginx_bin) = nginx_or_skip(test) else { return };
+    let Some((_redis, nodes)) = start_cluster("round_robin_behind_nginx_spreads_one_board_over_both_servers", 2, &[])
+    else {
+        return;
+    };
+    let mut nginx = Nginx::start(&nginx_bin, &[nodes[0].addr(), nodes[1].addr()]);
+    let proxy = nginx.addr;
+    let path = ws_path("rr");
+    smol::block_on(async {
+        let mut clients = Vec::new();
+        for i in 0..4u32 {
+            clients.push(Client::join(proxy, &path, i % 2 == 0, &format!("client {i} (through nginx)")).await);
+        }
+        // Round robin: two on each server.
+        for node in &nodes {
+            node.wait_metric("smolcanvas_canvas_clients", 2, STEP).await;
+        }
+        for client in &mut clients {
+            client.wait_count(4, STEP).await;
+        }
+        for (i, client) in clients.iter_mut().enumerate() {
+            client.draw(i as u32 + 1).await;
+        }
+        for client in &mut clients {
+            client.wait_draws(&span(1, 4)).await;
+            client.assert_exactly(&span(1, 4));
+        }
+        // Two board.png requests, one per server: the same picture.
+        let first = png_via(proxy, "/b/rr/board.png").await;
+        let second = png_via(proxy, "/b/rr/board.png").await;
+        assert_eq!(first, second, "board.png differs between the two servers");
+        for client in clients {
+            client.close().await;
+        }
+    });
+    // nginx logs a socket when it closes: two went to each server.
+    let start = Instant::now();
+    let by = loop {
+        let by = nginx.answered_by("GET /b/rr/ws");
+        if by.values().sum::<usize>() >= 4 || start.elapsed() > STEP {
+            break by;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let want: std::collections::BTreeMap<String, usize> = nodes.iter().map(|n| (n.addr().to_string(), 2)).collect();
+    assert_eq!(by, want, "nginx's log: which server took each socket");
+    let png = nginx.answered_by("GET /b/rr/board.png");
+    assert_eq!(png.len(), 2, "the two board.png requests went to both servers: {png:?}");
+    nginx.stop();
+}
+
+#[test]
+fn a_killed_servers_clients_find_the_board_whole_on_another() {
+    let Some((_redis, mut nodes)) = start_cluster("a_killed_servers_clients_find_the_board_whole_on_another", 2, &[])
+    else {
+        return;
+    };
+    let (a, b) = (nodes[0].addr(), nodes[1].addr());
+    let path = ws_path("crash");
+    smol::block_on(async {
+        let mut a1 = Client::join(a, &path, false, "a1 (v1 on A)").await;
+        let mut a2 = Client::join(a, &path, true, "a2 (v2 on A)").await;
+        let mut b1 = Client::join(b, &path, true, "b1 (v2 on B)").await;
+        a1.draw_all(span(1, 20)).await;
+        a2.draw_all(span(21, 40)).await;
+        b1.draw_all(span(41, 50)).await;
+        let acknowledged = span(1, 50);
+        // Seen on B: acknowledged by the cluster, not only by A.
+        for client in [&mut a1, &mut a2, &mut b1] {
+            client.wait_draws(&acknowledged).await;
+        }
+        let a2_id = a2.id.clone();
+
+        nodes[0].process.kill();
+        a1.wait_end(STEP).await;
+        a2.wait_end(STEP).await;
+        // They reconnect, to B.
+        let mut a1 = Client::join(b, &path, false, "a1 again (v1 on B)").await;
+        let mut a2 = Client::join(b, &path, true, "a2 again (v2 on B)").await;
+        for client in [&mut a1, &mut a2] {
+            client.wait_draws(&acknowledged).await;
+        }
+        b1.draw(51).await;
+        let every = span(1, 51);
+        for client in [&mut a1, &mut a2, &mut b1] {
+            client.wait_draws(&every).await;
+            client.assert_exactly(&every);
+            client.wait_count(3, STEP).await;
+        }
+        let (_, strokes) = newcomer_v2(b, &path).await;
+        assert_each_once("a newcomer on B", &strokes.iter().map(|s| s.0).collect::<Vec<_>>(), &every);
+        for (seq, key) in &strokes {
+            if (21..=40).contains(seq) {
+                assert_eq!(*key, format!("{a2_id}.{seq}"), "a2's strokes keep their keys");
+            }
+        }
+        for client in [a1, a2, b1] {
+            client.close().await;
+        }
+    });
+}
+
+#[test]
+fn a_redis_restart_keeps_clients_and_shares_the_outage_draws_once() {
+    let test = "a_redis_restart_keeps_clients_and_shares_the_outage_draws_once";
+    let Some((mut redis, nodes)) = start_cluster(test, 2, &[]) else { return };
+    let (a, b) = (nodes[0].addr(), nodes[1].addr());
+    let path = ws_path("outage");
+    smol::block_on(async {
+        for node in &nodes {
+            node.wait_metric("smolcanvas_redis_up", 1, STEP).await;
+            node.wait_healthy(STEP).await;
+        }
+        let mut a1 = Client::join(a, &path, true, "a1 (v2 on A)").await;
+        let mut a2 = Client::join(a, &path, false, "a2 (v1 on A)").await;
+        let mut b1 = Client::join(b, &path, true, "b1 (v2 on B)").await;
+        let mut b2 = Client::join(b, &path, false, "b2 (v1 on B)").await;
+        a1.draw_all(span(1, 5)).await;
+        b2.draw_all(span(6, 10)).await;
+        let before = span(1, 10);
+        for client in [&mut a1, &mut a2, &mut b1, &mut b2] {
+            client.wait_draws(&before).await;
+        }
+
+        redis.kill();
+        let killed = Instant::now();
+        a1.wait_notice("not_shared", FAULT).await;
+        b1.wait_notice("not_shared", FAULT).await;
+        eprintln!("not_shared reached both v2 clients {:?} after Redis was killed", killed.elapsed());
+        for node in &nodes {
+            let body = node.wait_degraded(STEP).await;
+            eprintln!("/healthz of {} during the outage: {body}", node.name);
+            node.wait_metric("smolcanvas_redis_up", 0, STEP).await;
+        }
+
+        // Both sides go on drawing, each among its own clients, at once.
+        let (on_a, on_b) = (all_of(&[&span(101, 110), &span(111, 115)]), span(201, 210));
+        a1.draw_all(span(101, 110)).await;
+        a2.draw_all(span(111, 115)).await;
+        b1.draw_all(span(201, 210)).await;
+        let a_side = all_of(&[&before, &on_a]);
+        let b_side = all_of(&[&before, &on_b]);
+        for client in [&mut a1, &mut a2] {
+            client.wait_draws(&a_side).await;
+        }
+        for client in [&mut b1, &mut b2] {
+            client.wait_draws(&b_side).await;
+        }
+        assert!(!a1.seqs().iter().any(|s| on_b.contains(s)), "B's outage draws crossed to A without Redis");
+
+        redis.restart();
+        let restarted = Instant::now();
+        a1.wait_notice("shared", FAULT).await;
+        b1.wait_notice("shared", FAULT).await;
+        eprintln!("shared reached both v2 clients {:?} after Redis restarted", restarted.elapsed());
+        let every = all_of(&[&before, &on_a, &on_b]);
+        for client in [&mut a1, &mut a2, &mut b1, &mut b2] {
+            client.wait_draws(&every).await;
+        }
+        // A last draw, after everything: whatever a client got before it is all it gets.
+        b2.draw(999).await;
+        let every = all_of(&[&every, &[999]]);
+        for client in [&mut a1, &mut a2, &mut b1, &mut b2] {
+            client.wait_draws(&every).await;
+            client.assert_exactly(&every);
+            eprintln!("{}: {} syncs, notices {:?}", client.name, client.syncs, client.notices);
+        }
+        assert_same_order(&[&a1, &a2, &b1, &b2]);
+        for node in &nodes {
+            node.wait_healthy(STEP).await;
+            node.wait_metric("smolcanvas_redis_up", 1, STEP).await;
+        }
+        let (_, seqs) = newcomer(b, &path).await;
+        assert_each_once("a newcomer on B", &seqs, &every);
+        assert_eq!(seqs, a1.seqs(), "a newcomer on B gets the board in the stream's order");
+        let (_, strokes) = newcomer_v2(a, &path).await;
+        assert_each_once("a v2 newcomer on A", &strokes.iter().map(|s| s.0).collect::<Vec<_>>(), &every);
+        // In Redis: one stream entry per draw, no more (nothing is trimmed within 60 s).
+        let xlen = redis.int(&["XLEN", "smolcanvas:board:outage:ops"]);
+        assert_eq!(xlen, every.len() as i64, "entries in the board's stream: one per draw, each appended once");
+        for client in [a1, a2, b1, b2] {
+            client.close().await;
+        }
+    });
+}
+
+#[test]
+fn compaction_writes_a_snapshot_that_a_new_server_loads_whole() {
+    let test = "compaction_writes_a_snapshot_that_a_new_server_loads_whole";
+    let window = ["--undo-strokes", "20"];
+    let Some((redis, mut nodes)) = start_cluster(test, 2, &window) else { return };
+    let (a, b) = (nodes[0].addr(), nodes[1].addr());
+    let path = ws_path("compact");
+    let prefix = "smolcanvas:board:compact";
+    smol::block_on(async {
+        let mut a1 = Client::join(a, &path, true, "a1 (v2 on A)").await;
+        let mut b1 = Client::join(b, &path, false, "b1 (v1 on B)").await;
+        // Four times the undo window, in strokes that show (long, wide, two colours).
+        let mut sent = Vec::new();
+        for seq in 1..=80u32 {
+            let (color, y) = (if seq % 2 == 0 { "#d02020" } else { "#2020d0" }, seq * 8);
+            let part = segment(color, (20 + seq * 3, y), (600 + seq * 5, y + 40), 6);
+            if seq <= 50 {
+                a1.peer.send(with_stroke(&part, seq)).await;
+            } else {
+                b1.peer.send(part.clone()).await;
+            }
+            sent.push(part);
+        }
+        // Both see every stroke: the last one from each side is enough, as order is kept.
+        let last_of_a = sent[49].clone();
+        let within = b1.pump_until(STEP, "a1's last stroke", |c| c.received.contains(&draw_seq(&last_of_a))).await;
+        assert!(within, "b1 did not get a1's last stroke");
+        let last_of_b = sent[79].clone();
+        let within = a1.pump_until(STEP, "b1's last stroke", |c| c.received.contains(&draw_seq(&last_of_b))).await;
+        assert!(within, "a1 did not get b1's last stroke");
+
+        // The snapshot: written once strokes left the window, with `upto`, `log` and `floor`.
+        let snap = format!("{prefix}:snap");
+        let start = Instant::now();
+        while redis.int(&["EXISTS", &snap]) == 0 {
+            assert!(start.elapsed() < FAULT, "no {snap} after {FAULT:?}");
+            smol::Timer::after(Duration::from_millis(50)).await;
+        }
+        eprintln!("{snap} appeared {:?} after the last draw was seen", start.elapsed());
+        let upto = redis.string(&["HGET", &snap, "upto"]).unwrap_or_else(|| panic!("no upto in {snap}"));
+        assert_eq!(redis.int(&["HEXISTS", &snap, "log"]), 1, "no log in {snap}");
+        assert_eq!(redis.int(&["HEXISTS", &snap, "floor"]), 1, "no floor in {snap}");
+        let head = redis.string(&["GET", &format!("{prefix}:head")]).unwrap_or_else(|| panic!("no {prefix}:head"));
+        assert!(stream_id(&upto) <= stream_id(&head), "snap upto {upto} is past the head {head}");
+        let xlen = redis.int(&["XLEN", &format!("{prefix}:ops")]);
+        assert!(xlen <= 80, "the stream holds {xlen} entries for 80 draws");
+        eprintln!("snap upto {upto}, head {head}, XLEN {xlen}");
+        let snapshots: u64 = nodes[0].metric("smolcanvas_redis_snapshots_total").await
+            + nodes[1].metric("smolcanvas_redis_snapshots_total").await;
+        assert!(snapshots >= 1, "smolcanvas_redis_snapshots_total is 0 on both servers");
+
+        // A third server with an empty data dir loads the board from Redis.
+        nodes.push(Node::start("C", &redis.url(), &window));
+        let c = nodes[2].addr();
+        let (floor_a, seqs_a) = newcomer(a, &path).await;
+        let (floor_c, seqs_c) = newcomer(c, &path).await;
+        assert_eq!(seqs_c, seqs_a, "the live strokes on the new server C and on A");
+        let live: Vec<u32> = sent[60..].iter().map(|d| draw_seq(d)).collect();
+        assert_eq!(seqs_a, live, "the live strokes: the newest 20");
+        assert!(!floor_a.is_empty() && !floor_c.is_empty(), "the oldest strokes are in the floor");
+        assert_same_pixels(&Image::from_data_url(&floor_a), &Image::from_data_url(&floor_c), "the floor of A and C");
+        let png_a = fetch_png(a, "/b/compact/board.png", "compact.png").await;
+        let png_b = fetch_png(b, "/b/compact/board.png", "compact.png").await;
+        let png_c = fetch_png(c, "/b/compact/board.png", "compact.png").await;
+        assert_same_pixels(&png_a, &png_c, "board.png of A and C");
+        assert_same_pixels(&png_a, &png_b, "board.png of A and B");
+
+        // C takes part like the others.
+        let mut c1 = Client::join(c, &path, true, "c1 (v2 on C)").await;
+        c1.draw(700).await;
+        a1.wait_draws(&[700]).await;
+        b1.wait_draws(&[700]).await;
+        for client in [a1, b1, c1] {
+            client.close().await;
+        }
+    });
+}
+
+/// Asserts that two pictures match pixel for pixel, within a little (anti-aliasing).
+fn assert_same_pixels(one: &Image, other: &Image, what: &str) {
+    assert_eq!((one.width, one.height), (other.width, other.height), "{what}: sizes");
+    let mut differ = Vec::new();
+    for y in 0..one.height {
+        for x in 0..one.width {
+            if !near_color(one.pixel(x, y), other.pixel(x, y)) {
+                differ.push((x, y));
+            }
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "{what}: {} pixels differ, first {:?}: {:?} against {:?}",
+        differ.len(),
+        differ[..differ.len().min(5)].to_vec(),
+        differ.first().map(|&(x, y)| one.pixel(x, y)),
+        differ.first().map(|&(x, y)| other.pixel(x, y))
+    );
+}
+
+#[test]
+fn a_server_refuses_an_unreachable_redis_and_peer_sync() {
+    let dir = TempDir::new("cluster-refusals");
+    let d = dir.path().to_str().expect("a UTF-8 temp path");
+    let nowhere = format!("redis://127.0.0.1:{}/", free_port());
+    let mut server = Process::spawn(&["--listen", "127.0.0.1:0", "--data-dir", d, "--redis", &nowhere]);
+    let status = server.wait_exit();
+    assert!(!status.success(), "a server whose Redis does not answer must not run: {status}");
+    let log = server.full_log().join("\n");
+    assert!(log.to_ascii_lowercase().contains("redis"), "the log says why it stopped: {log}");
+
+    let mut server =
+        Process::spawn(&["--listen", "127.0.0.1:0", "--data-dir", d, "--redis", &nowhere, "--sync", "peers"]);
+    assert_eq!(server.wait_exit().code(), Some(2), "--redis with --sync peers is refused");
+    let log = server.full_log().join("\n");
+    assert!(log.contains("sync"), "the refusal names --sync: {log}");
+}

@@ -1,0 +1,627 @@
+//! Helpers for the cluster tests (`--features redis`): `smolcanvas` processes sharing one Redis,
+//! canvas clients that keep the picture a page would show, and nginx in front with a plain
+//! round-robin `upstream`.
+//!
+//! Included next to `support` (`blackbox.rs`) and `redis` (`redis.rs`):
+//! `#[path = "support/cluster.rs"] mod cluster;`.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::redis::free_port;
+use crate::support::*;
+
+/// The bound on each wait for something that crosses servers (a relay, a count, a notice).
+pub const STEP: Duration = Duration::from_secs(10);
+
+/// The bound on a server noticing that Redis is gone (its connection ends, or its commands time
+/// out) and on it coming back (reconnect backoff up to 2 s, then the catch-up).
+pub const FAULT: Duration = Duration::from_secs(15);
+
+/// A `smolcanvas` process in cluster mode, with a data dir of its own.
+pub struct Node {
+    pub process: Process,
+    pub dir: TempDir,
+    pub name: String,
+}
+
+impl Node {
+    /// Starts the binary on a free 127.0.0.1 port with `--redis url` and `extra` flags.
+    pub fn start(name: &str, url: &str, extra: &[&str]) -> Node {
+        let dir = TempDir::new(&format!("node-{name}"));
+        let mut args = vec!["--redis", url];
+        args.extend(extra);
+        let process = Process::start_with(dir.path(), &args);
+        Node { process, dir, name: name.to_string() }
+    }
+
+    /// Starts `command` (a prefix such as `ip netns exec NS`, then the binary) listening on
+    /// `ip`, with `--redis url` and `extra` flags.
+    pub fn start_at(name: &str, command: &[String], ip: IpAddr, url: &str, extra: &[&str]) -> Node {
+        let dir = TempDir::new(&format!("node-{name}"));
+        let mut args = vec!["--redis", url];
+        args.extend(extra);
+        let process = Process::start_at(command, ip, dir.path(), &args);
+        Node { process, dir, name: name.to_string() }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.process.addr
+    }
+
+    /// `GET /healthz`: its status and body.
+    pub async fn healthz(&self) -> (u16, String) {
+        let response = request(self.addr(), "GET", "/healthz").await;
+        (response.status, response.text())
+    }
+
+    /// Waits until `/healthz` answers 200 with a body for which `ok` holds.
+    pub async fn wait_health(&self, what: &str, limit: Duration, ok: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let (status, body) = self.healthz().await;
+            assert_eq!(status, 200, "/healthz of {} answers 200, whatever its state: {body}", self.name);
+            if ok(&body) {
+                return body;
+            }
+            assert!(start.elapsed() < limit, "/healthz of {} is {body:?}, not {what} after {limit:?}", self.name);
+            smol::Timer::after(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until `/healthz` says `degraded:` and names Redis.
+    pub async fn wait_degraded(&self, limit: Duration) -> String {
+        self.wait_health("degraded: ... Redis", limit, |body| {
+            body.starts_with("degraded:") && body.to_ascii_lowercase().contains("redis")
+        })
+        .await
+    }
+
+    /// Waits until `/healthz` says `ok`.
+    pub async fn wait_healthy(&self, limit: Duration) -> String {
+        self.wait_health("ok", limit, |body| body.trim() == "ok").await
+    }
+
+    /// The value of the unlabelled metric `name`.
+    pub async fn metric(&self, name: &str) -> u64 {
+        metric(self.addr(), name).await
+    }
+
+    /// Waits until the unlabelled metric `name` is `value`.
+    pub async fn wait_metric(&self, name: &str, value: u64, limit: Duration) {
+        let start = Instant::now();
+        loop {
+            let now = self.metric(name).await;
+            if now == value {
+                return;
+            }
+            assert!(start.elapsed() < limit, "{name} of {} is {now}, still not {value} after {limit:?}", self.name);
+            smol::Timer::after(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Every stderr line so far, without waiting.
+    pub fn log_so_far(&mut self) -> Vec<String> {
+        self.process.log_so_far().to_vec()
+    }
+}
+
+/// The socket path of board `name`.
+pub fn ws_path(board: &str) -> String {
+    format!("/b/{board}/ws")
+}
+
+/// A draw as a client sees it in its picture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// Which draw (see `draw`/`draw_seq`): each draw of a test has its own coordinates.
+    pub seq: u32,
+    /// Its stroke key, for v2 clients.
+    pub key: Option<String>,
+}
+
+/// A canvas client that paints what it receives the way the page does (PROTOCOL.md, "Client
+/// rule"): draws before the first `canvasState` wait in a queue; a `canvasState` replaces the
+/// picture (floor) and the draws after it are painted on top; its own draws are painted as it
+/// sends them; `undo` removes a stroke, `redo` adds one back, `clear` wipes.
+///
+/// It also notes what should never happen: a draw painted twice between two syncs (a relay
+/// that repeats itself, or an echo of its own draw), and any `error`.
+pub struct Client {
+    pub peer: Peer,
+    pub name: String,
+    pub v2: bool,
+    /// Its `clientId` (from `welcome` or its first `canvasState`).
+    pub id: String,
+    pub welcome: Option<Welcome>,
+    /// The floor of the last sync (`""`: white).
+    pub floor: String,
+    /// The draws on the picture, in the order they were painted.
+    pub picture: Vec<Seen>,
+    /// Draws received before the first `canvasState`.
+    queue: Vec<Seen>,
+    /// Draws painted twice between two syncs, as a description for the failure message.
+    pub duplicates: Vec<String>,
+    /// Every draw received (not sent), in order, syncs included.
+    pub received: Vec<u32>,
+    /// The `canvasState`s received.
+    pub syncs: usize,
+    /// The `notice` codes received, in order, and how many of them were waited for already.
+    pub notices: Vec<String>,
+    notices_seen: usize,
+    /// The `undo` stroke keys received, in order.
+    pub undos: Vec<String>,
+    /// The `redo` messages received, as sent.
+    pub redos: Vec<Value>,
+}
+
+impl Client {
+    /// Connects to the socket `path` at `addr` (offering v2 if `v2`), reads the `welcome` of a v2
+    /// client and the first `canvasState`; the rest of the sync follows.
+    pub async fn join(addr: SocketAddr, path: &str, v2: bool, name: &str) -> Client {
+        let request = ws_request_to(addr, path, v2);
+        // The peer's own bound is a backstop: every wait here has a shorter one of its own.
+        let peer = Peer::connect_with(name, addr, request, STEP * 3).await;
+        Client::joined(peer, path, v2, name).await
+    }
+
+    /// Like [`Client::join`], over an upgrade already made (through a proxy, say).
+    pub async fn joined(mut peer: Peer, path: &str, v2: bool, name: &str) -> Client {
+        let welcome = if v2 { Some(peer.read_welcome(path).await) } else { None };
+        let peer = peer.named(name);
+        let mut client = Client {
+            peer,
+            name: name.to_string(),
+            v2,
+            id: welcome.as_ref().map(|w| w.client_id.clone()).unwrap_or_default(),
+            welcome,
+            floor: String::new(),
+            picture: Vec::new(),
+            queue: Vec::new(),
+            duplicates: Vec::new(),
+            received: Vec::new(),
+            syncs: 0,
+            notices: Vec::new(),
+            notices_seen: 0,
+            undos: Vec::new(),
+            redos: Vec::new(),
+        };
+        let within = client.pump_until(STEP, "the first canvasState", |c| c.syncs > 0).await;
+        assert!(within, "{name}: no canvasState within {STEP:?}; got {:?} so far", client.received);
+        client
+    }
+
+    /// The next message that is not a `clientCount`, as sent, after applying it to the picture.
+    pub async fn next_text(&mut self) -> String {
+        let text = self.peer.next().await;
+        self.apply(&text);
+        text
+    }
+
+    /// Sends draw `seq` (as a stroke of its own, numbered `seq`, from a v2 client) and paints it.
+    pub async fn draw(&mut self, seq: u32) {
+        if self.v2 {
+            self.peer.send(with_stroke(&draw(seq), seq)).await;
+            let key = format!("{}.{seq}", self.id);
+            self.paint(Seen { seq, key: Some(key) }, false);
+        } else {
+            self.peer.send(draw(seq)).await;
+            self.paint(Seen { seq, key: None }, false);
+        }
+    }
+
+    /// Sends each of `seqs`.
+    pub async fn draw_all(&mut self, seqs: impl IntoIterator<Item = u32>) {
+        for seq in seqs {
+            self.draw(seq).await;
+        }
+    }
+
+    /// Paints a draw: queued before the first sync, else added, noting a repeat.
+    fn paint(&mut self, seen: Seen, received: bool) {
+        if received {
+            self.received.push(seen.seq);
+        }
+        if self.syncs == 0 {
+            self.queue.push(seen);
+            return;
+        }
+        if self.picture.iter().any(|s| s.seq == seen.seq) {
+            self.duplicates.push(format!(
+                "draw {} painted twice since sync #{} ({})",
+                seen.seq,
+                self.syncs,
+                if received { "received" } else { "sent" }
+            ));
+        }
+        self.picture.push(seen);
+    }
+
+    /// Applies one message to the picture.
+    fn apply(&mut self, text: &str) {
+        let message: Value =
+            serde_json::from_str(text).unwrap_or_else(|e| panic!("{}: invalid JSON {text:?}: {e}", self.name));
+        match message["type"].as_str().unwrap_or_default() {
+            "draw" => {
+                let key = message["stroke"].as_str().map(str::to_string);
+                assert_eq!(
+                    key.is_some(),
+                    self.v2,
+                    "{}: a v2 client's draws (only) carry stroke keys: {text}",
+                    self.name
+                );
+                self.paint(Seen { seq: draw_seq(text), key }, true);
+            }
+            "canvasState" => {
+                let id = string(&message, "clientId").to_string();
+                if self.id.is_empty() {
+                    self.id = id;
+                } else {
+                    assert_eq!(id, self.id, "{}: a canvasState for someone else", self.name);
+                }
+                self.syncs += 1;
+                self.floor = string(&message, "data").to_string();
+                self.picture.clear();
+                if self.syncs == 1 {
+                    for seen in std::mem::take(&mut self.queue) {
+                        self.paint(seen, false);
+                    }
+                }
+            }
+            "clear" => {
+                self.floor.clear();
+                self.picture.clear();
+            }
+            "undo" => {
+                let key = string(&message, "stroke").to_string();
+                self.picture.retain(|s| s.key.as_deref() != Some(key.as_str()));
+                self.undos.push(key);
+            }
+            "redo" => {
+                for part in message["draws"].as_array().unwrap_or_else(|| panic!("no draws in {text}")) {
+                    let part_text = part.to_string();
+                    let key = part["stroke"].as_str().map(str::to_string);
+                    self.paint(Seen { seq: draw_seq(&part_text), key }, true);
+                }
+                self.redos.push(message);
+            }
+            "notice" => self.notices.push(string(&message, "code").to_string()),
+            "welcome" => {}
+            "error" => panic!("{}: the server answered with an error: {text}", self.name),
+            _ => panic!("{}: an unexpected message {text}", self.name),
+        }
+    }
+
+    /// Reads and applies messages until `done` holds; `false` if `limit` passed first.
+    pub async fn pump_until(&mut self, limit: Duration, what: &str, done: impl Fn(&Client) -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        while !done(self) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match timeout(left, self.peer.next()).await {
+                Some(text) => self.apply(&text),
+                None => {
+                    let _ = writeln!(std::io::stderr(), "{}: still waiting for {what} after {limit:?}", self.name);
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// The seqs on the picture, in order.
+    pub fn seqs(&self) -> Vec<u32> {
+        self.picture.iter().map(|s| s.seq).collect()
+    }
+
+    /// Whether every one of `seqs` is on the picture.
+    pub fn shows_all(&self, seqs: &[u32]) -> bool {
+        seqs.iter().all(|seq| self.picture.iter().any(|s| s.seq == *seq))
+    }
+
+    /// Waits (bounded by `limit`) until every one of `seqs` is on the picture.
+    pub async fn wait_draws_within(&mut self, seqs: &[u32], limit: Duration) {
+        let what = format!("draws {}", ranges(seqs));
+        if !self.pump_until(limit, &what, |c| c.shows_all(seqs)).await {
+            let missing: Vec<u32> = seqs.iter().copied().filter(|seq| !self.seqs().contains(seq)).collect();
+            panic!(
+                "{}: after {limit:?} the picture lacks {} of {what}: {}\npicture: {}\nreceived: {}\nsyncs {}, notices {:?}",
+                self.name,
+                missing.len(),
+                ranges(&missing),
+                ranges(&self.seqs()),
+                ranges(&self.received),
+                self.syncs,
+                self.notices
+            );
+        }
+    }
+
+    /// Waits (bounded by [`STEP`]) until every one of `seqs` is on the picture.
+    pub async fn wait_draws(&mut self, seqs: &[u32]) {
+        self.wait_draws_within(seqs, STEP).await;
+    }
+
+    /// Asserts that the picture is exactly `seqs`, each once, in any order, and that nothing was
+    /// ever painted twice between two syncs.
+    pub fn assert_exactly(&self, seqs: &[u32]) {
+        assert!(self.duplicates.is_empty(), "{}: {:?}", self.name, self.duplicates);
+        let mut got = self.seqs();
+        got.sort_unstable();
+        let mut want = seqs.to_vec();
+        want.sort_unstable();
+        if got != want {
+            let extra: Vec<u32> = got.iter().copied().filter(|s| !want.contains(s)).collect();
+            let twice: Vec<u32> = got.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
+            let missing: Vec<u32> = want.iter().copied().filter(|s| !got.contains(s)).collect();
+            panic!(
+                "{}: the picture is not every draw exactly once: missing {}, twice {}, unexpected {}\npicture: {}",
+                self.name,
+                ranges(&missing),
+                ranges(&twice),
+                ranges(&extra),
+                ranges(&self.seqs())
+            );
+        }
+    }
+
+    /// Waits (bounded by `limit`) for a `notice` with `code` after those waited for before.
+    pub async fn wait_notice(&mut self, code: &str, limit: Duration) {
+        let from = self.notices_seen;
+        let found = |c: &Client| c.notices[from.min(c.notices.len())..].iter().any(|n| n == code);
+        if !self.pump_until(limit, &format!("notice {code}"), found).await {
+            panic!("{}: no notice {code:?} within {limit:?}; notices so far: {:?}", self.name, self.notices);
+        }
+        let at = self.notices[from..].iter().position(|n| n == code).expect("found") + from;
+        self.notices_seen = at + 1;
+    }
+
+    /// Waits (bounded by `limit`) until an `undo` of `key` arrived.
+    pub async fn wait_undo(&mut self, key: &str, limit: Duration) {
+        if !self.pump_until(limit, &format!("undo of {key}"), |c| c.undos.iter().any(|k| k == key)).await {
+            panic!("{}: no undo of {key} within {limit:?}; undos: {:?}", self.name, self.undos);
+        }
+    }
+
+    /// Waits (bounded by `limit`) until `count` `canvasState`s arrived in all.
+    pub async fn wait_syncs(&mut self, count: usize, limit: Duration) {
+        if !self.pump_until(limit, &format!("sync #{count}"), |c| c.syncs >= count).await {
+            panic!("{}: {} syncs, not {count}, after {limit:?}", self.name, self.syncs);
+        }
+    }
+
+    /// Waits (bounded by `limit`) until the latest `clientCount` is `n`.
+    pub async fn wait_count(&mut self, n: u64, limit: Duration) {
+        let what = format!("clientCount {n}");
+        let got = timeout(limit, self.peer.wait_count(n)).await;
+        assert!(got.is_some(), "{}: {what} not reached within {limit:?}; counts: {:?}", self.name, self.peer.counts);
+    }
+
+    /// Reads on until the server ends the connection (after a kill, say), bounded by `limit`.
+    pub async fn wait_end(&mut self, limit: Duration) {
+        let ended = timeout(limit, async {
+            use futures_lite::StreamExt;
+            while let Some(Ok(_)) = self.peer.ws.next().await {}
+        })
+        .await;
+        assert!(ended.is_some(), "{}: the connection did not end within {limit:?}", self.name);
+    }
+
+    /// Closes from the client side.
+    pub async fn close(mut self) {
+        self.peer.close().await;
+    }
+}
+
+/// `seqs` in short: runs of consecutive numbers as `a-b`.
+pub fn ranges(seqs: &[u32]) -> String {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < seqs.len() {
+        let mut j = i;
+        while j + 1 < seqs.len() && seqs[j + 1] == seqs[j] + 1 {
+            j += 1;
+        }
+        out.push(if j > i { format!("{}-{}", seqs[i], seqs[j]) } else { seqs[i].to_string() });
+        i = j + 1;
+    }
+    format!("[{}] ({} draws)", out.join(" "), seqs.len())
+}
+
+/// `a..=b` as a vector.
+pub fn span(a: u32, b: u32) -> Vec<u32> {
+    (a..=b).collect()
+}
+
+/// Every one of `parts`, joined.
+pub fn all_of(parts: &[&[u32]]) -> Vec<u32> {
+    parts.iter().flat_map(|p| p.iter().copied()).collect()
+}
+
+/// Asserts that every client's picture shows the same draws in the same order (the stream's).
+pub fn assert_same_order(clients: &[&Client]) {
+    let first = clients[0];
+    for other in &clients[1..] {
+        assert_eq!(
+            other.seqs(),
+            first.seqs(),
+            "{} and {} paint the board's draws in different orders",
+            other.name,
+            first.name
+        );
+    }
+}
+
+/// What a lone v1 newcomer on `path` at `addr` gets: its floor, then the draws' seqs (see
+/// `read_board`: the sync is asked for twice and must be the same both times).
+pub async fn newcomer(addr: SocketAddr, path: &str) -> (String, Vec<u32>) {
+    let (floor, draws) = board_at(addr, path).await;
+    (floor, draws.iter().map(|d| draw_seq(d)).collect())
+}
+
+/// What a lone v2 newcomer gets: its floor, then the draws' (seq, stroke key).
+pub async fn newcomer_v2(addr: SocketAddr, path: &str) -> (String, Vec<(u32, String)>) {
+    let (floor, draws) = board_at_v2(addr, path).await;
+    (floor, draws.iter().map(|d| (draw_seq(d), stroke_key(d))).collect())
+}
+
+/// Asserts that `seqs` are exactly `want`, each once (any order).
+pub fn assert_each_once(what: &str, seqs: &[u32], want: &[u32]) {
+    let mut got = seqs.to_vec();
+    got.sort_unstable();
+    let mut want = want.to_vec();
+    want.sort_unstable();
+    assert_eq!(ranges(&got), ranges(&want), "{what}: not every draw exactly once");
+}
+
+/// `GET path` through a proxy (which keeps connections open unless asked not to): it must
+/// answer a `board.png`; returns the picture.
+pub async fn png_via(proxy: SocketAddr, path: &str) -> Image {
+    let response = http(proxy, &format!("GET {path} HTTP/1.1\r\nHost: {proxy}\r\nConnection: close\r\n\r\n")).await;
+    assert_eq!(response.status, 200, "GET {path} through {proxy}: {}", response.text());
+    assert_eq!(response.header("content-type"), Some("image/png"), "GET {path} through {proxy}");
+    let image = Image::decode(&response.body);
+    image.assert_board_sized();
+    image
+}
+
+/// The nginx binary: on `PATH`, or in the sbin folders a plain user's `PATH` lacks.
+pub fn nginx_binary() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join("nginx"))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The environment variable that turns a missing nginx into a failure.
+pub const REQUIRE_NGINX: &str = "SMOLCANVAS_REQUIRE_NGINX";
+
+/// The nginx binary, or `None` after saying on stderr that `test` is skipped; fails instead when
+/// `SMOLCANVAS_REQUIRE_NGINX` is set.
+pub fn nginx_or_skip(test: &str) -> Option<PathBuf> {
+    if let Some(bin) = nginx_binary() {
+        return Some(bin);
+    }
+    assert!(
+        std::env::var_os(REQUIRE_NGINX).is_none(),
+        "nginx is not installed and {REQUIRE_NGINX} is set: install Debian's nginx (.ci/run does)"
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "{test}: SKIPPED, nginx is not installed (apt-get install nginx; {REQUIRE_NGINX}=1 makes this fail)"
+    );
+    None
+}
+
+/// nginx in the foreground with a plain round-robin `upstream` (no hash: any server may get
+/// any board) over `backends`, its config, pid, logs and temp files in a folder of its own.
+pub struct Nginx {
+    child: Child,
+    pub addr: SocketAddr,
+    dir: TempDir,
+}
+
+impl Nginx {
+    pub fn start(bin: &Path, backends: &[SocketAddr]) -> Nginx {
+        let dir = TempDir::new("nginx-rr");
+        let d = dir.path().display().to_string();
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let servers: String = backends.iter().map(|b| format!("        server {b};\n")).collect();
+        let config = format!(
+            "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{\n\
+             \x20   log_format upstream '\"$request\" $status $upstream_addr';\n\
+             \x20   access_log {d}/access.log upstream;\n\
+             \x20   map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}\n\
+             \x20   upstream smolcanvas {{\n{servers}    }}\n\
+             \x20   server {{\n\
+             \x20       listen {addr};\n\
+             \x20       location / {{\n\
+             \x20           proxy_pass http://smolcanvas;\n\
+             \x20           proxy_http_version 1.1;\n\
+             \x20           proxy_set_header Upgrade $http_upgrade;\n\
+             \x20           proxy_set_header Connection $connection_upgrade;\n\
+             \x20           proxy_set_header Host $http_host;\n\
+             \x20           proxy_read_timeout 1h;\n\
+             \x20       }}\n\
+             \x20   }}\n\
+             }}\n"
+        );
+        std::fs::write(dir.path().join("nginx.conf"), config).expect("write nginx.conf");
+        let child = Command::new(bin)
+            .args(["-p", &format!("{d}/"), "-c", &format!("{d}/nginx.conf"), "-e", &format!("{d}/error.log")])
+            .args(["-g", "daemon off;"])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {}: {err}", bin.display()));
+        let mut nginx = Nginx { child, addr, dir };
+        let start = Instant::now();
+        while TcpStream::connect(addr).is_err() {
+            if let Ok(Some(status)) = nginx.child.try_wait() {
+                panic!("nginx exited ({status}) before listening on {addr}:\n{}", nginx.error_log());
+            }
+            assert!(start.elapsed() < STEP, "nginx is not listening on {addr} after {STEP:?}:\n{}", nginx.error_log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        nginx
+    }
+
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+
+    /// How many requests for `request` (`GET /path`) each upstream answered, from the access
+    /// log (a socket is logged when it closes).
+    pub fn answered_by(&self, request: &str) -> BTreeMap<String, usize> {
+        let text = std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
+        let mut by = BTreeMap::new();
+        for line in text.lines() {
+            let mut quoted = line.splitn(3, '"').skip(1);
+            let (req, rest) = (quoted.next().unwrap_or_default(), quoted.next().unwrap_or_default());
+            if req.starts_with(request) {
+                let upstream = rest.trim().split_once(' ').map(|(_, u)| u.trim()).unwrap_or_default();
+                *by.entry(upstream.to_string()).or_insert(0) += 1;
+            }
+        }
+        by
+    }
+
+    /// Fast shutdown (SIGTERM), waited for.
+    pub fn stop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let start = Instant::now();
+        while self.child.try_wait().ok().flatten().is_none() {
+            if start.elapsed() > STEP {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("nginx did not stop within {STEP:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+            let start = Instant::now();
+            while self.child.try_wait().ok().flatten().is_none() && start.elapsed() < STEP {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
