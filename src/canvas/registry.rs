@@ -465,6 +465,9 @@ async fn run_board(
     info!("board {name} loaded ({} live item(s))", loaded.board.items().len());
     let (view, link, entries) = match (&registry.cluster, prepared, registry.spawner.get()) {
         (Some(cluster), Some(prepared), Some(spawner)) => {
+            if loaded.exists {
+                registry.exists(&name); // Made on another server while this one did not hear of it.
+            }
             let link = cluster.link(&name, mailbox.events.clone(), &prepared.last, spawner);
             (cluster.view_token(&name), Some(link), prepared.entries)
         }
