@@ -223,10 +223,15 @@ fn a_partition_from_redis_keeps_each_side_drawing_and_heals_exactly_once() {
         assert!(!a1.seqs().iter().any(|s| on_b.contains(s)), "B's draws crossed the partition");
         eprintln!("the partition lasted {:?}", cut.elapsed());
 
+        let syncs = (a1.syncs, a2.syncs);
         ns.heal();
         let healed = Instant::now();
         a1.wait_notice("shared", FAULT).await;
         eprintln!("A's v2 client got shared {:?} after the heal", healed.elapsed());
+        // A's clients are synced again once A has read back what it held: from then on their
+        // pictures follow the stream's order, as B's clients' always did.
+        a1.wait_syncs(syncs.0 + 1, STEP).await;
+        a2.wait_syncs(syncs.1 + 1, STEP).await;
         let every = all_of(&[&before, &on_a, &on_b]);
         for client in [&mut a1, &mut a2, &mut b1, &mut b2] {
             client.wait_draws(&every).await;
