@@ -11,9 +11,11 @@
 //! - undo and redo follow their author (`hello`) from one server to another;
 //! - behind nginx with a plain round-robin `upstream`, one board's clients land on both servers
 //!   and see each other;
-//! - a killed server's clients find the whole board on another one;
+//! - a server killed in the middle of a stream of draws: its clients find the board on another
+//!   one with every draw anyone had seen, nothing twice;
 //! - a Redis restart keeps every client connected and drawing (`not_shared`, `degraded:`), then
-//!   shares what was drawn meanwhile exactly once (`shared`);
+//!   shares what was drawn meanwhile exactly once (`shared`); Redis killed while both servers are
+//!   appending loses and repeats nothing;
 //! - compaction writes the board's snapshot to Redis, which a server with an empty data dir loads.
 //!
 //! It needs `redis-server` (Debian's `redis-server`), and nginx for the round-robin case. Without
@@ -360,40 +362,68 @@ fn a_killed_servers_clients_find_the_board_whole_on_another() {
         let mut a1 = Client::join(a, &path, false, "a1 (v1 on A)").await;
         let mut a2 = Client::join(a, &path, true, "a2 (v2 on A)").await;
         let mut b1 = Client::join(b, &path, true, "b1 (v2 on B)").await;
+        // Draws nothing: gets every draw in the stream's order.
+        let mut b2 = Client::join(b, &path, false, "b2 (v1 on B)").await;
         a1.draw_all(span(1, 20)).await;
         a2.draw_all(span(21, 40)).await;
         b1.draw_all(span(41, 50)).await;
-        let acknowledged = span(1, 50);
+        let first = span(1, 50);
         // Seen on B: acknowledged by the cluster, not only by A.
-        for client in [&mut a1, &mut a2, &mut b1] {
-            client.wait_draws(&acknowledged).await;
+        for client in [&mut a1, &mut a2, &mut b1, &mut b2] {
+            client.wait_draws(&first).await;
         }
         let a2_id = a2.id.clone();
 
-        nodes[0].process.kill();
+        // A is killed in the middle of a stream of draws from a1.
+        let burst = span(101, 300);
+        let node_a = &mut nodes[0];
+        let (sent, ()) = future::zip(a1.draw_paced_until_gone(burst.clone(), Duration::from_millis(2)), async {
+            b2.wait_some(&burst, 20).await;
+            node_a.process.kill();
+        })
+        .await;
         a1.wait_end(STEP).await;
         a2.wait_end(STEP).await;
+        let seen_on_b: Vec<u32> = b2.seqs().into_iter().filter(|s| burst.contains(s)).collect();
+        eprintln!(
+            "a1 sent {} draws of the burst; B's client had seen {} when A was killed",
+            sent.len(),
+            seen_on_b.len()
+        );
+
         // They reconnect, to B.
         let mut a1 = Client::join(b, &path, false, "a1 again (v1 on B)").await;
         let mut a2 = Client::join(b, &path, true, "a2 again (v2 on B)").await;
-        for client in [&mut a1, &mut a2] {
-            client.wait_draws(&acknowledged).await;
-        }
-        b1.draw(51).await;
-        let every = span(1, 51);
-        for client in [&mut a1, &mut a2, &mut b1] {
-            client.wait_draws(&every).await;
-            client.assert_exactly(&every);
-            client.wait_count(3, STEP).await;
+        // A last draw: whatever a client got before it is all there is.
+        b1.draw(999).await;
+        b2.wait_draws(&[999]).await;
+        let board = b2.seqs();
+        let acknowledged = all_of(&[&first, &seen_on_b, &[999]]);
+        assert!(
+            board.iter().all(|s| first.contains(s) || sent.contains(s) || *s == 999),
+            "draws nobody sent on the board: {}",
+            ranges(&board)
+        );
+        assert!(
+            acknowledged.iter().all(|s| board.contains(s)),
+            "draws B's clients had seen are lost: board {}, seen {}",
+            ranges(&board),
+            ranges(&acknowledged)
+        );
+        for client in [&mut a1, &mut a2, &mut b1, &mut b2] {
+            client.wait_draws(&board).await;
+            client.assert_exactly(&board);
+            client.wait_count(4, STEP).await;
         }
         let (_, strokes) = newcomer_v2(b, &path).await;
-        assert_each_once("a newcomer on B", &strokes.iter().map(|s| s.0).collect::<Vec<_>>(), &every);
+        let seqs: Vec<u32> = strokes.iter().map(|s| s.0).collect();
+        assert_eq!(ranges(&seqs), ranges(&board), "a newcomer on B gets the board as B's clients see it");
         for (seq, key) in &strokes {
             if (21..=40).contains(seq) {
                 assert_eq!(*key, format!("{a2_id}.{seq}"), "a2's strokes keep their keys");
             }
         }
-        for client in [a1, a2, b1] {
+        for client in [a1, a2, b1, b2] {
             client.close().await;
         }
     });
@@ -481,6 +511,56 @@ fn a_redis_restart_keeps_clients_and_shares_the_outage_draws_once() {
         assert_each_once("a v2 newcomer on A", &strokes.iter().map(|s| s.0).collect::<Vec<_>>(), &every);
         // In Redis: one stream entry per draw, no more (nothing is trimmed within 60 s).
         let xlen = redis.int(&["XLEN", "smolcanvas:board:outage:ops"]);
+        assert_eq!(xlen, every.len() as i64, "entries in the board's stream: one per draw, each appended once");
+        for client in [a1, a2, b1, b2] {
+            client.close().await;
+        }
+    });
+}
+
+#[test]
+fn redis_killed_mid_stream_loses_and_repeats_nothing() {
+    let Some((mut redis, nodes)) = start_cluster("redis_killed_mid_stream_loses_and_repeats_nothing", 2, &[]) else {
+        return;
+    };
+    let (a, b) = (nodes[0].addr(), nodes[1].addr());
+    let path = ws_path("midstream");
+    smol::block_on(async {
+        let mut a1 = Client::join(a, &path, true, "a1 (v2 on A)").await;
+        let mut a2 = Client::join(a, &path, false, "a2 (v1 on A)").await;
+        let mut b1 = Client::join(b, &path, false, "b1 (v1 on B)").await;
+        let mut b2 = Client::join(b, &path, true, "b2 (v2 on B)").await;
+        // Both servers are appending when Redis dies: some of their appends are answered, some
+        // are lost with their answers, some never reach it.
+        let (from_a, from_b) = (span(1, 150), span(1001, 1150));
+        let gap = Duration::from_millis(3);
+        let redis = &mut redis;
+        future::zip(future::zip(a1.draw_paced(from_a.clone(), gap), b1.draw_paced(from_b.clone(), gap)), async {
+            a2.wait_some(&from_a, 30).await;
+            redis.kill();
+        })
+        .await;
+        a1.wait_notice("not_shared", FAULT).await;
+        b2.wait_notice("not_shared", FAULT).await;
+        let syncs: Vec<usize> = [&a1, &a2, &b1, &b2].iter().map(|c| c.syncs).collect();
+        redis.restart();
+        a1.wait_notice("shared", FAULT).await;
+        b2.wait_notice("shared", FAULT).await;
+        let every = all_of(&[&from_a, &from_b]);
+        for (client, syncs) in [&mut a1, &mut a2, &mut b1, &mut b2].into_iter().zip(syncs) {
+            client.wait_syncs(syncs + 1, STEP).await;
+            client.wait_draws(&every).await;
+        }
+        b2.draw(9999).await;
+        let every = all_of(&[&every, &[9999]]);
+        for client in [&mut a1, &mut a2, &mut b1, &mut b2] {
+            client.wait_draws(&every).await;
+            client.assert_exactly(&every);
+        }
+        assert_same_order(&[&a1, &a2, &b1, &b2]);
+        let (_, seqs) = newcomer(a, &path).await;
+        assert_eq!(seqs, a2.seqs(), "a newcomer on A gets the board as A's clients see it");
+        let xlen = redis.int(&["XLEN", "smolcanvas:board:midstream:ops"]);
         assert_eq!(xlen, every.len() as i64, "entries in the board's stream: one per draw, each appended once");
         for client in [a1, a2, b1, b2] {
             client.close().await;

@@ -6,7 +6,8 @@
 //! partition is the host side of A's Redis pair going down, the heal it coming up again: A's
 //! clients never notice the link, only what the server tells them.
 //!
-//! During the partition A's clients still get each other's draws, A's `/healthz` is `degraded:`
+//! The link goes down while A is appending a stream of draws. During the partition A's clients
+//! still get each other's draws, A's `/healthz` is `degraded:`
 //! and names Redis, v2 clients get `not_shared`; B is unaffected. After the heal both sides see
 //! every draw exactly once, in one order, and a newcomer on either server sees the whole board.
 //!
@@ -26,7 +27,9 @@ mod cluster;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use futures_lite::future;
 
 use cluster::*;
 use redis::*;
@@ -191,8 +194,15 @@ fn a_partition_from_redis_keeps_each_side_drawing_and_heals_exactly_once() {
             client.wait_count(4, STEP).await;
         }
 
-        ns.partition();
-        let cut = Instant::now();
+        // The link goes down while a1 is drawing: some of A's appends are answered, some are
+        // cut off in flight (TCP may still deliver them once the link is back), some wait.
+        let burst = span(301, 360);
+        let ((), cut) = future::zip(a1.draw_paced(burst.clone(), Duration::from_millis(5)), async {
+            a2.wait_some(&burst, 10).await;
+            ns.partition();
+            Instant::now()
+        })
+        .await;
         a1.wait_notice("not_shared", FAULT).await;
         eprintln!("A's v2 client got not_shared {:?} after the partition", cut.elapsed());
         let body = node_a.wait_degraded(STEP).await;
@@ -232,7 +242,7 @@ fn a_partition_from_redis_keeps_each_side_drawing_and_heals_exactly_once() {
         // pictures follow the stream's order, as B's clients' always did.
         a1.wait_syncs(syncs.0 + 1, STEP).await;
         a2.wait_syncs(syncs.1 + 1, STEP).await;
-        let every = all_of(&[&before, &on_a, &on_b]);
+        let every = all_of(&[&before, &burst, &on_a, &on_b]);
         for client in [&mut a1, &mut a2, &mut b1, &mut b2] {
             client.wait_draws(&every).await;
         }

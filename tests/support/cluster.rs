@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use futures_lite::future;
 use serde_json::Value;
 
 use crate::redis::free_port;
@@ -205,8 +206,18 @@ impl Client {
         text
     }
 
-    /// Sends draw `seq` (as a stroke of its own, numbered `seq`, from a v2 client) and paints it.
+    /// Applies every message that has arrived already, without waiting: what a page has painted
+    /// by the time its user draws.
+    pub async fn catch_up(&mut self) {
+        while let Some(text) = future::poll_once(self.peer.next()).await {
+            self.apply(&text);
+        }
+    }
+
+    /// Sends draw `seq` (as a stroke of its own, numbered `seq`, from a v2 client) and paints it,
+    /// on top of what has arrived before it.
     pub async fn draw(&mut self, seq: u32) {
+        self.catch_up().await;
         if self.v2 {
             self.peer.send(with_stroke(&draw(seq), seq)).await;
             let key = format!("{}.{seq}", self.id);
@@ -221,6 +232,40 @@ impl Client {
     pub async fn draw_all(&mut self, seqs: impl IntoIterator<Item = u32>) {
         for seq in seqs {
             self.draw(seq).await;
+        }
+    }
+
+    /// Sends each of `seqs`, `gap` apart: a stream of draws that a fault can fall into.
+    pub async fn draw_paced(&mut self, seqs: impl IntoIterator<Item = u32>, gap: Duration) {
+        for seq in seqs {
+            self.draw(seq).await;
+            smol::Timer::after(gap).await;
+        }
+    }
+
+    /// Sends each of `seqs`, `gap` apart, until a send fails (its server is gone); returns the
+    /// draws sent, which its server may or may not have taken.
+    pub async fn draw_paced_until_gone(&mut self, seqs: impl IntoIterator<Item = u32>, gap: Duration) -> Vec<u32> {
+        use async_tungstenite::tungstenite::Message;
+        let mut sent = Vec::new();
+        for seq in seqs {
+            let text = if self.v2 { with_stroke(&draw(seq), seq) } else { draw(seq) };
+            match timeout(STEP, self.peer.ws.send(Message::text(text))).await {
+                Some(Ok(())) => sent.push(seq),
+                _ => break,
+            }
+            smol::Timer::after(gap).await;
+        }
+        sent
+    }
+
+    /// Reads and applies messages until at least `n` of `seqs` are on the picture (bounded by
+    /// [`STEP`]).
+    pub async fn wait_some(&mut self, seqs: &[u32], n: usize) {
+        let what = format!("{n} of draws {}", ranges(seqs));
+        let enough = |c: &Client| seqs.iter().filter(|s| c.picture.iter().any(|p| p.seq == **s)).count() >= n;
+        if !self.pump_until(STEP, &what, enough).await {
+            panic!("{}: not {what} within {STEP:?}; picture {}", self.name, ranges(&self.seqs()));
         }
     }
 
