@@ -5,7 +5,7 @@
 # SMOLCANVAS_BIN=path skips the cargo build and tests that binary instead.
 # cluster.test.mjs (two servers with --redis, one redis-server) also needs a server built
 # with `--features redis` (SMOLCANVAS_REDIS_BIN, else target/debug/smolcanvas-redis, built
-# here when SMOLCANVAS_BIN is not set; else SMOLCANVAS_BIN if it takes --redis) and
+# here when SMOLCANVAS_BIN is not set; else SMOLCANVAS_BIN if built with it) and
 # redis-server (REDIS_SERVER, else the one on PATH): without them it is skipped with a
 # message, or, when SMOLCANVAS_REQUIRE_REDIS is set, run.sh fails.
 set -euo pipefail
@@ -32,8 +32,16 @@ cd "$here"
 cluster=no
 for f in "$@"; do [ "$(basename "$f")" = cluster.test.mjs ] && cluster=yes; done
 has_redis_feature() { sed -n '/^\[features\]/,/^\[/p' "$root/Cargo.toml" | grep -Eq '^redis *='; }
-# Whether binary $1 was built with the redis feature: it names --redis in its --help.
-takes_redis() { [ -x "$1" ] && "$1" --help 2>/dev/null | grep -q -- '--redis'; }
+# Whether binary $1 was built with the redis feature. Every build knows the flag; one without
+# the feature refuses it (exit code 2, naming it) before trying to reach Redis.
+takes_redis() {
+  [ -x "$1" ] || return 1
+  local dir out rc=0
+  dir=$(mktemp -d)
+  out=$(timeout 10 "$1" --redis redis://127.0.0.1:1/ --listen 127.0.0.1:0 --data-dir "$dir" --log-level error 2>&1) || rc=$?
+  rm -rf "$dir"
+  ! { [ "$rc" = 2 ] && grep -qi redis <<<"$out"; }
+}
 
 if [ "$cluster" = yes ] && [ -z "${SMOLCANVAS_REDIS_BIN:-}" ]; then
   if [ -z "${SMOLCANVAS_BIN:-}" ] && has_redis_feature; then
