@@ -16,7 +16,11 @@ deliveries, losses, relay latency p50/p99/max and, with --server-pid, server CPU
 `join --url URL --clients N [--rounds 20] [--png-kib 100]` keeps N-1 peers that answer canvas \
 syncs with a png-kib KiB snapshot and times a newcomer's connect-to-canvasState over the rounds, \
 counting peer snapshots, server fallbacks and syncs that never came. `latency --url URL [--draws \
-10000] [--rate 1000]` times draw relay between two clients. fanout and latency also take --send-url URL (the senders connect there, the receivers to --url) and a comma-separated list in --url (receivers, and senders without --send-url, spread round-robin over the URLs): relay between servers of a cluster, with per-URL deliveries and latency; --server-pid PID,PID,... then sums CPU over those processes. `soak --url URL --minutes M [--clients \
+10000] [--rate 1000]` times draw relay between two clients. fanout and latency also take \
+--send-url URL (senders connect there, receivers to --url) and a comma-separated list in --url \
+(receivers, and senders without --send-url, spread round-robin over the URLs): relay between \
+the servers of a cluster, with deliveries and latency per URL; --server-pid PID,PID,... then \
+sums server CPU over those processes. `soak --url URL --minutes M [--clients \
 200] [--churn-per-sec 20] [--drawers 10] [--rate 20] [--sample-secs 10]` keeps about N clients \
 connected for M minutes while it closes C random ones a second (close handshake, TCP drop or half \
 a frame) and opens C new ones, K of them drawing R draws/s each; with --server-pid it samples the \
