@@ -75,7 +75,7 @@ fn sextet(n: u32, shift: u32) -> u8 {
 /// Decodes padded base64 `text`, refusing anything [`encode_after`] would not have produced.
 pub fn decode(text: &str) -> Result<Vec<u8>, DecodeError> {
     let text = text.as_bytes();
-    if text.len() % 4 != 0 {
+    if !text.len().is_multiple_of(4) {
         return Err(DecodeError::Length(text.len()));
     }
     let mut out = Vec::with_capacity(text.len() / 4 * 3);

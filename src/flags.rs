@@ -183,6 +183,12 @@ pub const CANVAS: &[Flag] = &[
         default: "60",
         help: "unload a board this long after its last client left",
     },
+    Flag {
+        name: "redis",
+        metavar: "URL",
+        default: "",
+        help: "share the boards with other servers through this Redis (redis://HOST:PORT/; needs the redis build feature)",
+    },
 ];
 
 fn env_name(flag: &str) -> String {
@@ -238,10 +244,10 @@ impl Values {
                 from_env.insert(flag.name, Given { values, env: Some(name) });
             }
         }
-        if !from_env.contains_key("log-level") {
-            if let Some(value) = env("RUST_LOG") {
-                from_env.insert("log-level", Given { values: vec![value], env: Some("RUST_LOG".to_string()) });
-            }
+        if !from_env.contains_key("log-level")
+            && let Some(value) = env("RUST_LOG")
+        {
+            from_env.insert("log-level", Given { values: vec![value], env: Some("RUST_LOG".to_string()) });
         }
         let mut from_args: HashMap<&'static str, Given> = HashMap::new();
         let mut args = args.into_iter();
@@ -437,9 +443,29 @@ impl Config {
             max_boards: values.count("max-boards")?,
             max_loaded_boards: values.count("max-loaded-boards")?,
             board_unload: values.seconds("board-unload-secs")?,
+            redis: redis_url(&values)?,
         };
         Ok(Command::Run(Box::new(Config { server, canvas, log_level })))
     }
+}
+
+/// `--redis`: empty for none; a `redis://` or `rediss://` URL, in a build with the `redis` feature.
+fn redis_url(values: &Values) -> Result<Option<String>, FlagError> {
+    let url = values.raw("redis");
+    if url.is_empty() {
+        return Ok(None);
+    }
+    if !cfg!(feature = "redis") {
+        return Err(values.invalid(
+            "redis",
+            url,
+            "a build with Redis support (cargo build --release --features redis)",
+        ));
+    }
+    if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://")) {
+        return Err(values.invalid("redis", url, "a URL like redis://127.0.0.1:6379/"));
+    }
+    Ok(Some(url))
 }
 
 #[cfg(test)]

@@ -80,10 +80,11 @@ fn global_ipv6(if_inet6: &str) -> Vec<Ipv6Addr> {
         let (Some(hex), Some(&SCOPE_GLOBAL)) = (fields.first(), fields.get(3)) else {
             continue;
         };
-        if let Some(addr) = u128::from_str_radix(hex, 16).ok().filter(|_| hex.len() == 32).map(Ipv6Addr::from) {
-            if !addr.is_loopback() && !addrs.contains(&addr) {
-                addrs.push(addr);
-            }
+        if let Some(addr) = u128::from_str_radix(hex, 16).ok().filter(|_| hex.len() == 32).map(Ipv6Addr::from)
+            && !addr.is_loopback()
+            && !addrs.contains(&addr)
+        {
+            addrs.push(addr);
         }
     }
     addrs

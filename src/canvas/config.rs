@@ -39,6 +39,8 @@ pub struct CanvasConfig {
     pub max_loaded_boards: usize,
     /// How long a board stays loaded after its last client left.
     pub board_unload: Duration,
+    /// The Redis through which boards are shared with other servers (`--redis`); `None`: not shared.
+    pub redis: Option<String>,
 }
 
 /// Who answers a v1 newcomer's sync (`--sync`).
@@ -80,6 +82,7 @@ impl Default for CanvasConfig {
             max_boards: 1000,
             max_loaded_boards: 32,
             board_unload: Duration::from_secs(60),
+            redis: None,
         }
     }
 }
@@ -115,6 +118,12 @@ impl CanvasConfig {
         }
         if self.outbox_bytes < 1024 {
             return invalid("outbox-bytes", "must be at least 1024".into());
+        }
+        if self.redis.is_some() && self.sync == SyncMode::Peers {
+            return invalid(
+                "redis",
+                "cannot be used with --sync peers: shared boards are synced from the servers' own picture".into(),
+            );
         }
         for (setting, value) in [
             ("max-snapshot-bytes", self.max_snapshot_bytes),

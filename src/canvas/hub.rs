@@ -20,6 +20,7 @@ use futures_lite::future::FutureExt;
 use log::{debug, info, warn};
 use smol::Timer;
 
+use super::cluster::{BoardLink, Entry, LinkMsg};
 use super::config::SyncMode;
 use super::model::{Author, Board, Item, Op, Outcome, StrokeKey, visible};
 use super::peer_sync::{Action, PeerSync};
@@ -43,6 +44,8 @@ pub const CANVAS_REQUEST_COOLDOWN: Duration = Duration::from_secs(2);
 pub const V1_RESYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// How often a held-back `canvasRequest` checks whether its client has read its last sync.
 const UNREAD_SYNC_RECHECK: Duration = Duration::from_millis(100);
+/// How soon a board being reloaded from Redis tries again to unload while a newcomer holds it.
+const RESET_RETRY: Duration = Duration::from_millis(100);
 /// Events handled per wake-up before time-based work gets its turn.
 const MAX_EVENTS_PER_WAKE: usize = 1024;
 
@@ -121,6 +124,14 @@ pub enum Event {
     },
     /// The server is stopping: tell the v2 clients.
     Stopping,
+    /// A shared board's next entries, in the order every server applies them.
+    Shared(Vec<Entry>),
+    /// `Some(why)` when the board stops being shared (Redis cannot be reached), `None` when it is again.
+    SharedState(Option<String>),
+    /// Clients of this board on the other servers.
+    RemoteCount(usize),
+    /// The board's stream was trimmed past what this server read: reload the board.
+    Reset,
     /// Flush the board; answer on `done` once it is on disk.
     Shutdown {
         /// Answered when the flush is complete: whether the board is saved.
@@ -161,6 +172,8 @@ pub struct Start {
     pub exists: bool,
     /// The board's view token.
     pub view: String,
+    /// A shared board's link to Redis.
+    pub link: Option<BoardLink>,
 }
 
 /// The broadcaster actor of one board. Create it with [`Hub::new`], run it with [`Hub::run`].
@@ -190,6 +203,22 @@ pub struct Hub {
     unload_at: Option<Instant>,
     /// The `notice` every v2 newcomer gets while saving fails.
     notice: Option<Utf8Bytes>,
+    /// A shared board's link to Redis.
+    link: Option<BoardLink>,
+    /// The number of the last op handed to the link.
+    link_seq: u64,
+    /// Ops relayed here at once while the board was not shared, not read back yet: their numbers.
+    tentative: VecDeque<u64>,
+    /// Why the board is not shared now (Redis cannot be reached).
+    unshared: Option<String>,
+    /// Every client is synced again once the tentative ops are read back.
+    resync_when_settled: bool,
+    /// Clients of this board on the other servers.
+    remote_clients: usize,
+    /// The count of this server's clients the link was last told.
+    count_told: Option<usize>,
+    /// The board is being reloaded from Redis: clients are closed, newcomers too.
+    resetting: bool,
     timer: Timer,
     armed: Option<Instant>,
 }
@@ -230,9 +259,22 @@ impl Hub {
             count_sent_at: None,
             unload_at: Some(Instant::now() + registry_unload_delay),
             notice: None,
+            link: start.link,
+            link_seq: 0,
+            tentative: VecDeque::new(),
+            unshared: None,
+            resync_when_settled: false,
+            remote_clients: 0,
+            count_told: None,
+            resetting: false,
             timer: Timer::never(),
             armed: None,
         }
+    }
+
+    /// Applies a shared board's entries read at loading, before any client joins.
+    pub fn catch_up(&mut self, entries: Vec<Entry>) {
+        self.on_shared(entries);
     }
 
     /// Runs until the board is unloaded or the server shuts down; returns the
@@ -279,7 +321,8 @@ impl Hub {
                 if let Some(guard) = self.try_unload().await {
                     return Some(guard);
                 }
-                self.unload_at = Some(Instant::now() + self.config.board_unload);
+                let again = if self.resetting { RESET_RETRY } else { self.config.board_unload };
+                self.unload_at = Some(Instant::now() + again);
             }
             self.on_time(now);
         }
@@ -335,6 +378,13 @@ impl Hub {
                 let notice = protocol::notice("shutting_down", "the server is stopping and will be back");
                 self.send_to_v2(&notice);
             }
+            Event::Shared(entries) => self.on_shared(entries),
+            Event::SharedState(problem) => self.on_shared_state(problem),
+            Event::RemoteCount(count) => {
+                self.remote_clients = count;
+                self.count_dirty = true;
+            }
+            Event::Reset => self.reset(),
             Event::Shutdown { .. } => unreachable!("handled in run"),
         }
     }
@@ -346,6 +396,10 @@ impl Hub {
             if v2 { "v2" } else { "v1" },
             if viewer { "viewer" } else { "editor" }
         );
+        if self.resetting {
+            debug!("board {}: client {id} closed: the board is being reloaded", self.name);
+            return; // Its outbox goes: the client is closed and reconnects to the reloaded board.
+        }
         self.unload_at = None;
         if v2 {
             let board = (!viewer).then_some((self.name.as_str(), self.view_path.as_str()));
@@ -353,7 +407,7 @@ impl Hub {
             let _ = outbox.push(Message::Text(protocol::welcome(&name, role, board)));
         }
         // The newcomer learns the count first; the others with the next broadcast.
-        let _ = outbox.push(Message::Text(protocol::client_count(self.clients.len() + 1)));
+        let _ = outbox.push(Message::Text(protocol::client_count(self.clients.len() + 1 + self.remote_clients)));
         // Numbers are taken before the Join is sent, so with several executor
         // threads Joins can arrive out of order: keep the list sorted.
         let at = self.clients.partition_point(|c| c.id < id);
@@ -378,6 +432,9 @@ impl Hub {
         self.sync(id, &name, v2);
         if v2 && let Some(notice) = self.notice.clone() {
             self.send_to(id, notice);
+        }
+        if v2 && let Some(problem) = self.unshared.clone() {
+            self.send_to(id, unshared_notice(&problem));
         }
     }
 
@@ -446,10 +503,37 @@ impl Hub {
             }
         };
         let author = client.author;
-        let v2 = self.clients.iter().any(|c| c.v2 && c.id != from).then(|| protocol::v2_draw(&draw, key.as_str()));
-        self.broadcast(from, &draw, v2.as_ref());
-        add(&self.metrics.draws_relayed, 1);
+        if self.link.is_some() {
+            // Relayed when read back from Redis, unless Redis cannot be reached now.
+            let tentative = self.unshared.is_some();
+            if tentative {
+                self.relay_draw(from, &draw, &key);
+            }
+            self.share(from, Op::Draw { key, author, draw }, tentative);
+            return;
+        }
+        self.relay_draw(from, &draw, &key);
         self.apply(Op::Draw { key, author, draw });
+    }
+
+    /// Relays a draw to every client but `from`, in the v1 and v2 forms.
+    fn relay_draw(&mut self, from: ClientId, draw: &Utf8Bytes, key: &StrokeKey) {
+        let v2 = self.clients.iter().any(|c| c.v2 && c.id != from).then(|| protocol::v2_draw(draw, key.as_str()));
+        self.broadcast(from, draw, v2.as_ref());
+        add(&self.metrics.draws_relayed, 1);
+    }
+
+    /// Hands a local client's op to the board's link; `tentative` when it was relayed here already.
+    fn share(&mut self, from: ClientId, op: Op, tentative: bool) {
+        let Some(link) = &self.link else { return };
+        self.link_seq += 1;
+        if link.tx.try_send(LinkMsg::Append { op, seq: self.link_seq, from }).is_err() {
+            warn!("board {}: its link to Redis is gone; change not shared", self.name);
+            return;
+        }
+        if tentative {
+            self.tentative.push_back(self.link_seq);
+        }
     }
 
     /// The first change to a board that does not exist yet: within `--max-boards` it comes into being.
@@ -474,6 +558,17 @@ impl Hub {
     fn clear(&mut self, from: ClientId) {
         let Some(index) = self.index(from) else { return };
         info!("board {}: client {from} cleared the board", self.name);
+        if self.link.is_some() && self.exists {
+            let tentative = self.unshared.is_some();
+            if tentative {
+                let clear = protocol::clear();
+                self.broadcast(from, &clear, Some(&clear));
+            }
+            let author = self.clients[index].author;
+            self.clients[index].open = None;
+            self.share(from, Op::Clear { author }, tentative);
+            return;
+        }
         let clear = protocol::clear();
         self.broadcast(from, &clear, Some(&clear));
         if self.exists {
@@ -485,7 +580,17 @@ impl Hub {
 
     fn undo(&mut self, from: ClientId) {
         let Some(author) = self.client_mut(from).map(|c| c.author) else { return };
-        match self.apply(Op::Undo { author }) {
+        if self.link.is_some() {
+            self.share(from, Op::Undo { author }, false);
+            return;
+        }
+        let outcome = self.apply(Op::Undo { author });
+        self.undone(from, outcome);
+    }
+
+    /// Tells the clients what an undo by `from` did.
+    fn undone(&mut self, from: ClientId, outcome: Outcome) {
+        match outcome {
             Outcome::UndidStroke(key) => {
                 add(&self.metrics.undos, 1);
                 debug!("board {}: client {from} undid stroke {}", self.name, key.as_str());
@@ -504,7 +609,17 @@ impl Hub {
 
     fn redo(&mut self, from: ClientId) {
         let Some(author) = self.client_mut(from).map(|c| c.author) else { return };
-        if let Outcome::Redid(key) = self.apply(Op::Redo { author }) {
+        if self.link.is_some() {
+            self.share(from, Op::Redo { author }, false);
+            return;
+        }
+        let outcome = self.apply(Op::Redo { author });
+        self.redone(from, outcome);
+    }
+
+    /// Tells the clients what a redo by `from` did.
+    fn redone(&mut self, from: ClientId, outcome: Outcome) {
+        if let Outcome::Redid(key) = outcome {
             add(&self.metrics.redos, 1);
             debug!("board {}: client {from} redid stroke {}", self.name, key.as_str());
             if let Some(stroke) = self.board.stroke(&key) {
@@ -517,13 +632,109 @@ impl Hub {
 
     /// Applies `op` to the model and hands it to the store, if it changed anything.
     fn apply(&mut self, op: Op) -> Outcome {
+        self.apply_at(op, None)
+    }
+
+    /// [`Hub::apply`] for a shared board's entry `id`.
+    fn apply_at(&mut self, op: Op, id: Option<String>) -> Outcome {
         let mut commits = Vec::new();
         let outcome = self.board.apply(op.clone(), &mut commits);
         self.pending.extend(commits);
-        if outcome != Outcome::Nothing && self.store.try_send(StoreMsg::Op(op)).is_err() {
+        let msg = match id {
+            Some(id) => StoreMsg::SharedOp(op, id),
+            None => StoreMsg::Op(op),
+        };
+        if outcome != Outcome::Nothing && self.store.try_send(msg).is_err() {
             warn!("board {}: its store is gone; change not saved", self.name);
         }
         outcome
+    }
+
+    /// A shared board's entries, in the stream's order: applied and relayed
+    /// (an op relayed here already while Redis was away is only applied).
+    fn on_shared(&mut self, entries: Vec<Entry>) {
+        for Entry { id, op, origin } in entries {
+            let own = self.link.as_ref().is_some_and(|link| link.server == origin.server);
+            if !self.exists {
+                self.exists = true;
+                self.registry.exists(&self.name);
+            }
+            if own && self.tentative.front() == Some(&origin.seq) {
+                self.tentative.pop_front();
+                self.apply_at(op, Some(id));
+                continue;
+            }
+            // The sender has its own draw and clear already.
+            let from = if own { origin.client } else { ClientId::MAX };
+            match &op {
+                Op::Draw { key, draw, .. } => {
+                    let (key, draw) = (key.clone(), draw.clone());
+                    self.relay_draw(from, &draw, &key);
+                    self.apply_at(op, Some(id));
+                }
+                Op::Clear { .. } => {
+                    let clear = protocol::clear();
+                    self.broadcast(from, &clear, Some(&clear));
+                    self.apply_at(op, Some(id));
+                }
+                Op::Undo { .. } => {
+                    let outcome = self.apply_at(op, Some(id));
+                    self.undone(origin.client, outcome);
+                }
+                Op::Redo { .. } => {
+                    let outcome = self.apply_at(op, Some(id));
+                    self.redone(origin.client, outcome);
+                }
+                Op::Restore(_) | Op::RestoreUndone(_) => {}
+            }
+        }
+        self.settle();
+    }
+
+    /// Redis can be reached again, or not.
+    fn on_shared_state(&mut self, problem: Option<String>) {
+        match problem {
+            Some(problem) => {
+                warn!("board {}: not shared with the other servers now: {problem}", self.name);
+                self.send_to_v2(&unshared_notice(&problem));
+                self.unshared = Some(problem);
+            }
+            None => {
+                info!("board {}: shared with the other servers again", self.name);
+                self.unshared = None;
+                self.send_to_v2(&protocol::notice("shared", "the board is shared with the other servers again"));
+                self.resync_when_settled = true;
+                self.settle();
+            }
+        }
+    }
+
+    /// Once what was relayed here while Redis was away is read back, every
+    /// client is synced again: their pictures then follow the stream's order.
+    fn settle(&mut self) {
+        if self.resync_when_settled && self.unshared.is_none() && self.tentative.is_empty() {
+            self.resync_when_settled = false;
+            info!(
+                "board {}: caught up with the other servers; its {} client(s) are synced again",
+                self.name,
+                self.clients.len()
+            );
+            let ids: Vec<ClientId> = self.clients.iter().map(|c| c.id).collect();
+            ids.into_iter().for_each(|id| self.send_board(id));
+        }
+    }
+
+    /// The board's stream was trimmed past this server: its clients are
+    /// closed (they reconnect) and the board is unloaded, to be loaded whole again.
+    fn reset(&mut self) {
+        info!("board {}: closing its {} client(s) to reload it from Redis", self.name, self.clients.len());
+        self.resetting = true;
+        let gone = self.clients.len();
+        self.clients.clear();
+        if gone > 0 {
+            self.clients_removed(gone);
+        }
+        self.unload_at = Some(Instant::now());
     }
 
     fn schedule_v1_resync(&mut self, now: Instant) {
@@ -549,6 +760,11 @@ impl Hub {
                 };
                 self.notice = problem.is_some().then(|| notice.clone());
                 self.send_to_v2(&notice);
+            }
+            StoreNews::Snapshot(snapshot) => {
+                if let Some(link) = &self.link {
+                    let _ = link.tx.try_send(LinkMsg::Snapshot(snapshot));
+                }
             }
         }
     }
@@ -702,8 +918,14 @@ impl Hub {
             if due <= now {
                 self.count_dirty = false;
                 self.count_sent_at = Some(now);
-                let count = protocol::client_count(self.clients.len());
+                let count = protocol::client_count(self.clients.len() + self.remote_clients);
                 self.broadcast(ClientId::MAX, &count, Some(&count));
+                if let Some(link) = &self.link
+                    && self.count_told != Some(self.clients.len())
+                    && link.tx.try_send(LinkMsg::Count(self.clients.len())).is_ok()
+                {
+                    self.count_told = Some(self.clients.len());
+                }
             }
         }
         self.arm(now);
@@ -730,6 +952,11 @@ enum Woke {
     Event(Option<Event>),
     News(StoreNews),
     Time,
+}
+
+/// The `notice` v2 clients get while the board is not shared.
+fn unshared_notice(problem: &str) -> Utf8Bytes {
+    protocol::notice("not_shared", &format!("drawing goes on here, but other servers do not see it now: {problem}"))
 }
 
 /// The author of a client that sent no `hello`: its connection alone (its

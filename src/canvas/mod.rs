@@ -7,6 +7,9 @@
 
 mod assets;
 mod client;
+// Without the `redis` feature nothing reads what the hub hands its (never made) link.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) mod cluster;
 mod config;
 pub(crate) mod hub;
 mod lock;
@@ -33,6 +36,7 @@ use crate::connection::Connection;
 use crate::http::Status;
 use crate::metrics::write_metric;
 use crate::timeout::timeout;
+use cluster::{Cluster, ClusterError};
 use lock::{DataDirError, DataDirLock};
 use names::{BoardPath, Resource};
 use registry::{Endpoint, Refused, Registry};
@@ -152,6 +156,8 @@ pub enum OpenError {
     DataDir(DataDirError),
     /// The boards in the data dir cannot be read.
     Store(StoreError),
+    /// `--redis` names a Redis that cannot be used.
+    Cluster(ClusterError),
 }
 
 impl fmt::Display for OpenError {
@@ -159,6 +165,7 @@ impl fmt::Display for OpenError {
         match self {
             OpenError::DataDir(err) => write!(f, "{err}"),
             OpenError::Store(err) => write!(f, "cannot open the board: {err}"),
+            OpenError::Cluster(err) => write!(f, "{err}"),
         }
     }
 }
@@ -168,6 +175,7 @@ impl std::error::Error for OpenError {
         match self {
             OpenError::DataDir(err) => Some(err),
             OpenError::Store(err) => Some(err),
+            OpenError::Cluster(err) => Some(err),
         }
     }
 }
@@ -180,6 +188,8 @@ pub struct Canvas {
     /// Starts every `clientId` of this run, so ids are never reused across restarts.
     id_prefix: String,
     metrics: Arc<CanvasMetrics>,
+    /// The servers the boards are shared with (`--redis`).
+    cluster: Option<Arc<Cluster>>,
     /// Keeps other processes out of the data dir while the boards are open.
     _lock: DataDirLock,
 }
@@ -200,15 +210,24 @@ impl Canvas {
     pub fn open(config: CanvasConfig) -> Result<Canvas, OpenError> {
         let lock = DataDirLock::acquire(&config.data_dir).map_err(OpenError::DataDir)?;
         store::migrate_v1(&config.data_dir, config.undo_strokes).map_err(OpenError::Store)?;
+        let cluster = config.redis.as_deref().map(Cluster::open).transpose().map_err(OpenError::Cluster)?;
         let config = Arc::new(config);
         let metrics = Arc::new(CanvasMetrics::default());
-        let registry = Registry::open(config.clone(), metrics.clone()).map_err(OpenError::Store)?;
+        let registry = Registry::open(config.clone(), metrics.clone(), cluster.clone()).map_err(OpenError::Store)?;
         // `-` and `_` would make ids harder to read in logs; letters and digits suffice.
         let id_prefix: String = names::random_text(CLIENT_ID_PREFIX_CHARS)
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { 'x' })
             .collect();
-        Ok(Canvas { config, registry: Arc::new(registry), next_id: AtomicU64::new(1), id_prefix, metrics, _lock: lock })
+        Ok(Canvas {
+            config,
+            registry: Arc::new(registry),
+            next_id: AtomicU64::new(1),
+            id_prefix,
+            metrics,
+            cluster,
+            _lock: lock,
+        })
     }
 
     /// The canvas counters.
@@ -309,6 +328,9 @@ impl App for Canvas {
         let stored = self.registry.stored() as u64;
         write_metric(out, "smolcanvas_boards_stored", "gauge", "Boards in the data dir.", stored);
         self.registry.store_metrics().render(out);
+        if let Some(cluster) = &self.cluster {
+            cluster.write_metrics(out);
+        }
     }
 
     fn serve(self: Arc<Self>, conn: Connection, endpoint: Endpoint) -> impl Future<Output = ()> + Send {
@@ -316,6 +338,9 @@ impl App for Canvas {
     }
 
     fn background(self: Arc<Self>, spawner: Spawner) -> impl Future<Output = ()> + Send {
+        if let Some(cluster) = &self.cluster {
+            cluster.start(&spawner);
+        }
         self.registry.set_spawner(spawner);
         async {}
     }

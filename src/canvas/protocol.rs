@@ -274,10 +274,11 @@ fn parse_canvas_state(
 fn check_extra(object: &Map<String, Value>, known: &[&str], code: ErrorCode, text: &str) -> Result<(), ProtocolError> {
     for (name, value) in object {
         if known.contains(&name.as_str()) {
-            if let Value::String(s) = value {
-                if name == "clientId" && s.len() > MAX_FIELD_BYTES {
-                    return Err(ProtocolError::new(code, format!("clientId is longer than {MAX_FIELD_BYTES} bytes")));
-                }
+            if let Value::String(s) = value
+                && name == "clientId"
+                && s.len() > MAX_FIELD_BYTES
+            {
+                return Err(ProtocolError::new(code, format!("clientId is longer than {MAX_FIELD_BYTES} bytes")));
             }
             continue;
         }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use futures_lite::future;
 use log::{error, info};
 
+use super::cluster::Cluster;
 use super::hub::{Event, Hub, Start};
 use super::names::BoardPath;
 use super::store::{self, StoreError, StoreMetrics};
@@ -87,17 +88,34 @@ pub struct Registry {
     spawner: OnceLock<Spawner>,
     state: Mutex<State>,
     stored_renders: smol::lock::Semaphore,
+    /// The other servers the boards are shared with (`--redis`); the data dir is then a cache.
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl Registry {
-    /// The registry over the boards stored in `config.data_dir` (blocking: reads every board's meta).
-    pub fn open(config: Arc<CanvasConfig>, metrics: Arc<CanvasMetrics>) -> Result<Registry, StoreError> {
+    /// The registry over the boards stored in `config.data_dir` (blocking:
+    /// reads every board's meta), or with a `cluster`, over the boards in Redis.
+    pub fn open(
+        config: Arc<CanvasConfig>,
+        metrics: Arc<CanvasMetrics>,
+        cluster: Option<Arc<Cluster>>,
+    ) -> Result<Registry, StoreError> {
         let mut state = State::default();
-        for (name, token) in store::scan(&config.data_dir)? {
-            state.tokens.insert(token, name.clone());
-            state.stored.insert(name);
+        match &cluster {
+            Some(cluster) => {
+                for name in cluster.boards() {
+                    state.tokens.insert(cluster.view_token(&name), name.clone());
+                    state.stored.insert(name);
+                }
+            }
+            None => {
+                for (name, token) in store::scan(&config.data_dir)? {
+                    state.tokens.insert(token, name.clone());
+                    state.stored.insert(name);
+                }
+                info!("{} board(s) in {}", state.stored.len(), config.data_dir.display());
+            }
         }
-        info!("{} board(s) in {}", state.stored.len(), config.data_dir.display());
         Ok(Registry {
             config,
             metrics,
@@ -105,6 +123,7 @@ impl Registry {
             spawner: OnceLock::new(),
             state: Mutex::new(state),
             stored_renders: smol::lock::Semaphore::new(MAX_STORED_RENDERS),
+            cluster,
         })
     }
 
@@ -128,6 +147,17 @@ impl Registry {
         &self.store_metrics
     }
 
+    /// The board a view token names: known here, or (shared boards) made on another server.
+    fn board_of_token(&self, state: &mut State, token: &str) -> Option<String> {
+        if let Some(name) = state.tokens.get(token) {
+            return Some(name.clone());
+        }
+        let name = self.cluster.as_ref()?.board_of_token(token)?;
+        state.tokens.insert(token.to_string(), name.clone());
+        state.stored.insert(name.clone());
+        Some(name)
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         // The lock guards plain maps that no code path leaves half-changed.
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -138,7 +168,7 @@ impl Registry {
         let mut state = self.state();
         let (name, viewer) = match path {
             BoardPath::Name(name) => (name.to_string(), false),
-            BoardPath::View(token) => (state.tokens.get(*token).cloned().ok_or(Refused::NotFound)?, true),
+            BoardPath::View(token) => (self.board_of_token(&mut state, token).ok_or(Refused::NotFound)?, true),
         };
         let board = self.load(&mut state, &name)?;
         Ok(Endpoint { board, viewer, v2 })
@@ -147,10 +177,10 @@ impl Registry {
     /// Whether an upgrade to the board a path names would be taken now
     /// (without loading it): what a plain GET of a socket path reports.
     pub fn admissible(&self, path: &BoardPath<'_>) -> Result<(), Refused> {
-        let state = self.state();
+        let mut state = self.state();
         let name = match path {
             BoardPath::Name(name) => name.to_string(),
-            BoardPath::View(token) => state.tokens.get(*token).cloned().ok_or(Refused::NotFound)?,
+            BoardPath::View(token) => self.board_of_token(&mut state, token).ok_or(Refused::NotFound)?,
         };
         if state.loaded.contains_key(&name) {
             return Ok(());
@@ -179,7 +209,8 @@ impl Registry {
 
     /// Whether a view token names a board (its page exists).
     pub fn knows_token(&self, token: &str) -> bool {
-        self.state().tokens.contains_key(token)
+        let mut state = self.state();
+        self.board_of_token(&mut state, token).is_some()
     }
 
     fn load(self: &Arc<Self>, state: &mut State, name: &str) -> Result<Arc<BoardHandle>, Refused> {
@@ -191,9 +222,10 @@ impl Registry {
             return Err(Refused::Unavailable("the server is starting".into()));
         };
         let (events, inbox) = async_channel::bounded(HUB_MAILBOX);
-        let board = Arc::new(BoardHandle { name: name.to_string(), events });
+        let board = Arc::new(BoardHandle { name: name.to_string(), events: events.clone() });
         let previous = state.unloading.remove(name);
-        if !spawner.spawn(run_board(self.clone(), name.to_string(), inbox, previous)) {
+        let mailbox = Mailbox { events, inbox };
+        if !spawner.spawn(run_board(self.clone(), name.to_string(), mailbox, previous)) {
             return Err(Refused::Unavailable("the server is shutting down".into()));
         }
         state.loaded.insert(name.to_string(), board.clone());
@@ -213,7 +245,20 @@ impl Registry {
         }
         state.stored.insert(name.to_string());
         info!("board {name} created ({} board(s) now)", state.stored.len());
+        if let Some(cluster) = &self.cluster {
+            cluster.created(name);
+        }
         true
+    }
+
+    /// A shared board that came into being on another server.
+    pub fn exists(&self, name: &str) {
+        let mut state = self.state();
+        if state.stored.insert(name.to_string())
+            && let Some(cluster) = &self.cluster
+        {
+            state.tokens.insert(cluster.view_token(name), name.to_string());
+        }
     }
 
     /// The board `name` may be unloaded if nobody holds it: then it is no
@@ -257,7 +302,9 @@ impl Registry {
     /// What `/healthz` says: `None` when every board can be saved.
     pub fn problem(&self) -> Option<String> {
         let state = self.state();
-        let (name, problem) = state.problems.iter().next()?;
+        let Some((name, problem)) = state.problems.iter().next() else {
+            return self.cluster.as_ref().and_then(|cluster| cluster.problem());
+        };
         let more = state.problems.len() - 1;
         let more = if more > 0 { format!(" (and {more} more board(s))") } else { String::new() };
         Some(format!("board {name} not saved: {problem}{more}"))
@@ -270,21 +317,35 @@ impl Registry {
 
     /// `board.png` of the board a path names: rendered by its store if it is
     /// loaded, from disk otherwise (without loading it).
-    pub async fn export(self: Arc<Self>, path: BoardPath<'_>) -> Reply {
+    pub async fn export(self: &Arc<Self>, path: BoardPath<'_>) -> Reply {
         let (name, filename) = {
-            let state = self.state();
+            let mut state = self.state();
             match path {
                 BoardPath::Name(name) => (name.to_string(), format!("{name}.png")),
-                BoardPath::View(token) => match state.tokens.get(token) {
-                    Some(name) => (name.clone(), "view.png".to_string()),
+                BoardPath::View(token) => match self.board_of_token(&mut state, token) {
+                    Some(name) => (name, "view.png".to_string()),
                     None => return Reply::text(Status::NotFound, "404 Not Found: no board has this view link\n"),
                 },
             }
         };
-        let (loaded, stored) = {
+        let (mut loaded, stored) = {
             let state = self.state();
             (state.loaded.get(&name).cloned(), state.stored.contains(&name))
         };
+        if loaded.is_none() && stored && self.cluster.is_some() {
+            // A shared board is read from Redis: loading it is the way (the data dir may be stale).
+            let mut state = self.state();
+            match self.load(&mut state, &name) {
+                Ok(board) => loaded = Some(board),
+                Err(refused) => {
+                    let why = match refused {
+                        Refused::Unavailable(why) => why,
+                        Refused::NotFound => "no such board".into(),
+                    };
+                    return Reply::text(Status::Unavailable, format!("503 Service Unavailable: {why}\n"));
+                }
+            }
+        }
         if !stored {
             return Reply::text(Status::NotFound, "404 Not Found: nothing was drawn on this board yet\n");
         }
@@ -363,17 +424,35 @@ impl Registry {
     }
 }
 
-/// A loaded board's life: wait for a previous unload to finish, load, run
-/// the hub and the store until unloaded or stopped.
+/// Both ends of a board's hub mailbox, for the task that runs the board.
+struct Mailbox {
+    events: async_channel::Sender<Event>,
+    inbox: async_channel::Receiver<Event>,
+}
+
+/// A loaded board's life: wait for a previous unload to finish, load (from
+/// Redis first when boards are shared), run the hub and the store until
+/// unloaded or stopped.
 async fn run_board(
     registry: Arc<Registry>,
     name: String,
-    events: async_channel::Receiver<Event>,
+    mailbox: Mailbox,
     previous: Option<async_channel::Receiver<()>>,
 ) {
     if let Some(previous) = previous {
         let _ = previous.recv().await;
     }
+    let prepared = match &registry.cluster {
+        Some(cluster) => match cluster.prepare(&registry.config.data_dir, &name).await {
+            Ok(prepared) => Some(prepared),
+            Err(err) => {
+                error!("{err}; its clients are closed");
+                registry.load_failed(&name);
+                return;
+            }
+        },
+        None => None,
+    };
     let (dir, window, loading) = (registry.config.data_dir.clone(), registry.config.undo_strokes, name.clone());
     let loaded = match smol::unblock(move || store::load(&dir, &loading, window)).await {
         Ok(loaded) => loaded,
@@ -384,12 +463,23 @@ async fn run_board(
         }
     };
     info!("board {name} loaded ({} live item(s))", loaded.board.items().len());
-    registry.loaded_token(&name, &loaded.view);
+    let (view, link, entries) = match (&registry.cluster, prepared, registry.spawner.get()) {
+        (Some(cluster), Some(prepared), Some(spawner)) => {
+            if loaded.exists {
+                registry.exists(&name); // Made on another server while this one did not hear of it.
+            }
+            let link = cluster.link(&name, mailbox.events.clone(), &prepared.last, spawner);
+            (cluster.view_token(&name), Some(link), prepared.entries)
+        }
+        _ => (loaded.view, None, Vec::new()),
+    };
+    drop(mailbox.events);
+    registry.loaded_token(&name, &view);
     let (store_tx, store_rx) = async_channel::unbounded();
     let (news_tx, news_rx) = async_channel::unbounded();
-    let start =
-        Start { name, board: loaded.board, floor_url: loaded.floor_url, exists: loaded.exists, view: loaded.view };
-    let hub = Hub::new(start, registry.clone(), events, news_rx, store_tx);
+    let start = Start { name, board: loaded.board, floor_url: loaded.floor_url, exists: loaded.exists, view, link };
+    let mut hub = Hub::new(start, registry.clone(), mailbox.inbox, news_rx, store_tx);
+    hub.catch_up(entries);
     let flush_interval = registry.config.flush_interval;
     let store = loaded.store.run(store_rx, news_tx, flush_interval, registry.store_metrics());
     let (guard, ()) = future::zip(hub.run(), store).await;

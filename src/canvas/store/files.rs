@@ -193,6 +193,17 @@ pub fn new_view_token() -> String {
     base64url(&bytes)
 }
 
+/// The view token of board `name` in a cluster with `secret`: the same on
+/// every server, and as unguessable as the secret (SHA-1 of both, 128 bits).
+pub fn derived_view_token(secret: &str, name: &str) -> String {
+    let mut sha = sha1_smol::Sha1::new();
+    sha.update(b"smolcanvas view token\0");
+    sha.update(secret.as_bytes());
+    sha.update(b"\0");
+    sha.update(name.as_bytes());
+    base64url(&sha.digest().bytes()[..16])
+}
+
 /// Whether `token` looks like a view token this store makes (or could have made).
 pub fn valid_token(token: &str) -> bool {
     (16..=64).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')

@@ -44,9 +44,12 @@ use async_tungstenite::tungstenite::Utf8Bytes;
 use log::{info, warn};
 use serde::Deserialize;
 
+use super::cluster::Snapshot;
 use super::model::{self, Board, Item, Op};
 use super::picture::{Picture, Segment, parse_color, png_data_url};
 use super::protocol::parse_journaled_draw;
+#[cfg_attr(not(feature = "redis"), allow(unused_imports))] // Shared boards derive their view tokens.
+pub use files::derived_view_token;
 use files::{
     BOARDS_DIR, LOG_FILE, META_FILE, TMP_SUFFIX, at, board_dir, floor_file, floor_generation, read_optional,
     valid_name, valid_token,
@@ -309,6 +312,53 @@ fn list_floors(dir: &Path, current: u64, clean_up: bool) -> Result<u64, StoreErr
     Ok(highest)
 }
 
+/// Replaces board `name`'s folder by a board read from elsewhere (Redis):
+/// `view` its token (`None`: the board does not exist, the folder is
+/// removed), `log` its compacted log (`None`: nothing but the header of an
+/// empty board) and `floor` the PNG the log's header names. The folder is a
+/// cache then: whatever it held is dropped.
+pub fn install(
+    data_dir: &Path,
+    name: &str,
+    view: Option<&str>,
+    log: Option<&str>,
+    floor: Option<&[u8]>,
+) -> Result<(), StoreError> {
+    let dir = board_dir(data_dir, name);
+    match std::fs::remove_dir_all(&dir) {
+        Err(e) if !files::is_absent(&e) => return Err(at("removing", &dir)(e)),
+        _ => {}
+    }
+    let Some(view) = view else { return Ok(()) };
+    files::create_dirs(&dir)?;
+    let mut empty = String::new();
+    let log = match log {
+        Some(log) => log,
+        None => {
+            oplog::write_header(Header { floor: 0, committed: 0 }, &mut empty);
+            &empty
+        }
+    };
+    let header = log.lines().next().map(oplog::parse_line);
+    let Some(Ok(oplog::Line::Header(header))) = header else {
+        return Err(StoreError::Corrupt {
+            path: dir.join(LOG_FILE),
+            problem: "the snapshot's log has no header".into(),
+        });
+    };
+    if header.floor != 0 {
+        let Some(png) = floor else {
+            return Err(StoreError::Corrupt {
+                path: dir.join(floor_file(header.floor)),
+                problem: "the snapshot names a floor it does not hold".into(),
+            });
+        };
+        files::write_atomically(&dir.join(floor_file(header.floor)), png)?;
+    }
+    files::write_atomically(&dir.join(LOG_FILE), log.as_bytes())?;
+    files::write_atomically(&dir.join(META_FILE), meta_json(view).as_bytes())
+}
+
 /// How much bigger than the board's compacted form the log may grow before
 /// it is compacted: replaying it at load costs time in proportion, and the
 /// log is the disk space a board takes beyond its floor.
@@ -354,6 +404,10 @@ pub struct BoardStore {
     /// The last `board.png`, while no op changed the board since: a page
     /// that downloads the board, or a viewer's refresh, costs one render.
     exported: Option<Vec<u8>>,
+    /// For a shared board, the stream id of the last op applied.
+    shared_upto: Option<String>,
+    /// A shared board's compacted form, made by the last compaction, for Redis.
+    snapshot: Option<Snapshot>,
 }
 
 impl BoardStore {
@@ -376,6 +430,8 @@ impl BoardStore {
             log_weight: disk.log_weight,
             unsaved: false,
             exported: None,
+            shared_upto: None,
+            snapshot: None,
         }
     }
 
@@ -547,6 +603,10 @@ impl BoardStore {
             weight += oplog::stroke_weight(stroke);
         }
         files::write_atomically(&self.dir.join(LOG_FILE), text.as_bytes())?;
+        if let Some(upto) = self.shared_upto.clone() {
+            let floor = (generation != 0).then(|| self.floor_png().to_vec());
+            self.snapshot = Some(Snapshot { upto, log: text, floor });
+        }
         let old = std::mem::replace(&mut self.floor_gen, generation);
         self.last_gen = self.last_gen.max(generation);
         self.floor_dirty = false;

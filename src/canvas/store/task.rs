@@ -18,6 +18,7 @@ use log::{debug, error, info};
 use smol::Timer;
 
 use super::{BoardStore, StoreError};
+use crate::canvas::cluster::Snapshot;
 use crate::canvas::model::Op;
 use crate::metrics::{add, write_metric};
 
@@ -31,6 +32,8 @@ pub const FLOOR_NEWS_INTERVAL: Duration = Duration::from_millis(500);
 pub enum StoreMsg {
     /// An op the hub applied and that had an effect, in the order applied.
     Op(Op),
+    /// A shared board's op (that had an effect), and its stream entry's id.
+    SharedOp(Op, String),
     /// Render `board.png` (floor and visible live strokes) as of the ops sent before.
     Export {
         /// Where the PNG goes (a channel with room for it: the store never waits to answer).
@@ -60,6 +63,8 @@ pub enum StoreNews {
     /// `Some(problem)` when the board cannot be saved (sent once when saving
     /// starts failing), `None` when it can again.
     Saving(Option<String>),
+    /// A shared board was compacted: its compacted form, for Redis.
+    Snapshot(Snapshot),
 }
 
 /// Counters of every board's store, shown in `/metrics` (totals, no per-board labels).
@@ -212,8 +217,17 @@ impl BoardStore {
                 }
             };
             match msg {
-                Some(Ok(StoreMsg::Op(op))) => {
-                    let floor_changed = self.apply(op);
+                Some(Ok(msg @ (StoreMsg::Op(_) | StoreMsg::SharedOp(..)))) => {
+                    let floor_changed = match msg {
+                        StoreMsg::SharedOp(op, id) => {
+                            let changed = self.apply(op);
+                            // With the op, so a compaction never holds an op its `upto` does not cover.
+                            self.shared_upto = Some(id);
+                            changed
+                        }
+                        StoreMsg::Op(op) => self.apply(op),
+                        _ => false,
+                    };
                     if self.is_unsaved() {
                         saving.schedule();
                     }
@@ -233,13 +247,13 @@ impl BoardStore {
                 }
                 Some(Ok(StoreMsg::Flush { done })) => {
                     let result;
-                    (self, result) = self.save_off_executor(true).await;
+                    (self, result) = self.save_off_executor(true, &news).await;
                     let saved = saving.outcome(result).await;
                     let _ = done.try_send(saved);
                 }
                 Some(Err(_closed)) => {
                     let result;
-                    (self, result) = self.save_off_executor(true).await;
+                    (self, result) = self.save_off_executor(true, &news).await;
                     if !saving.outcome(result).await {
                         error!(
                             "board {}: unloaded without being saved; what was drawn since the last save is lost",
@@ -271,7 +285,7 @@ impl BoardStore {
                     }
                     if saving.due.is_some_and(|at| at <= now) {
                         let result;
-                        (self, result) = self.save_off_executor(false).await;
+                        (self, result) = self.save_off_executor(false, &news).await;
                         saving.outcome(result).await;
                     }
                 }
@@ -279,11 +293,19 @@ impl BoardStore {
         }
     }
 
-    async fn save_off_executor(mut self, flush: bool) -> (BoardStore, Result<bool, StoreError>) {
-        smol::unblock(move || {
+    async fn save_off_executor(
+        mut self,
+        flush: bool,
+        news: &async_channel::Sender<StoreNews>,
+    ) -> (BoardStore, Result<bool, StoreError>) {
+        let (mut store, result) = smol::unblock(move || {
             let result = self.save(flush);
             (self, result)
         })
-        .await
+        .await;
+        if let Some(snapshot) = store.snapshot.take() {
+            let _ = news.send(StoreNews::Snapshot(snapshot)).await;
+        }
+        (store, result)
     }
 }
