@@ -159,6 +159,7 @@ describe('cluster mode: two servers, one Redis, one board', { skip, timeout: 90_
   });
 
   it('undo on page 1 removes its stroke on page 2, and both pages show the same pixels', async () => {
+    assert.ok(await inkAt(page2, ...RED_MID, { rgb: RED }), 'page 2 shows page 1’s stroke before the undo');
     await page1.click('[data-testid=undo]');
     await waitForNoInk(page2, ...RED_MID, { r: 8 });
     await waitForNoInk(page1, ...RED_MID, { r: 8 });
