@@ -27,7 +27,9 @@
 # machine's disk (here a virtual one) rather than the relay. FSYNC=always measures that
 # setting instead.
 #
-# Usage: bash bench/cluster.sh    (builds smolcanvas --features redis and loadgen, release)
+# Usage: bash bench/cluster.sh    (builds smolcanvas --features redis and loadgen, release; the
+#   single phase runs that same binary without --redis. target/release/smolcanvas is then the
+#   redis build: `cargo build --release` makes the default one again for bench/run.sh)
 # Env (defaults in brackets): BIN [build target/release/smolcanvas with --features redis];
 #   REDIS_SERVER [redis-server]; FSYNC [everysec]; DRAWS [5000] RATE [500] (latency runs);
 #   FANOUT_CLIENTS [100] FANOUT_SENDERS [5] FANOUT_RATE [20] FANOUT_SECS [5];
@@ -165,9 +167,12 @@ share() {
   local each delivered
   each=$(kv "$1" "$2" server_cpu_secs_each)
   delivered=$(kv "$1" "$2" delivered)
-  [ "$each" != "?" ] || { kv "$1" "$2" server_cpu_us_per_delivery; return; }
+  [ "$each" != "?" ] || each=$(kv "$1" "$2" server_cpu_secs)
   echo "$each" | awk -F, -v d="$delivered" '{ for (i = 1; i <= NF; i++) printf "%s%.1f", (i > 1 ? " / " : ""), (d > 0 ? 1e6 * $i / d : 0) }'
 }
+
+# round X: X to one decimal ("?" stays).
+round() { if [ "$1" = "?" ]; then echo "?"; else printf '%.1f' "$1"; fi; }
 
 PHASES=(single redis1 cross)
 RUNS=(latency fanout)
@@ -197,7 +202,7 @@ done
     for r in "${RUNS[@]}"; do
       if [ "$r" = latency ]; then what="latency ($DRAWS draws at $RATE/s)"; else what="fanout to $FANOUT_CLIENTS"; fi
       echo "| $p | $what | $(kv "$p" "$r" delivered) / $(kv "$p" "$r" expected_deliveries) |" \
-        "$(lat "$p" "$r" p50) / $(lat "$p" "$r" p99) ms | $(kv "$p" "$r" server_cpu_us_per_delivery) µs |" \
+        "$(lat "$p" "$r" p50) / $(lat "$p" "$r" p99) ms | $(round "$(kv "$p" "$r" server_cpu_us_per_delivery)") µs |" \
         "$procs: $(share "$p" "$r") µs |"
     done
   done

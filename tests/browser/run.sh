@@ -62,7 +62,7 @@ if [ "$cluster" = yes ]; then
   [ -n "${SMOLCANVAS_REDIS_BIN:-}" ] && [ -x "$SMOLCANVAS_REDIS_BIN" ] ||
     missing+=("a smolcanvas built with --features redis (${SMOLCANVAS_REDIS_BIN:-none})")
   : "${REDIS_SERVER:=$(command -v redis-server || true)}"
-  [ -n "$REDIS_SERVER" ] && [ -x "$REDIS_SERVER" ] || missing+=("redis-server (apt-get install redis-server)")
+  [ -n "$REDIS_SERVER" ] && [ -x "$REDIS_SERVER" ] || missing+=("redis-server (${REDIS_SERVER:-none on PATH}; apt-get install redis-server)")
   export REDIS_SERVER
   if [ ${#missing[@]} -gt 0 ]; then
     if [ -n "${SMOLCANVAS_REQUIRE_REDIS:-}" ]; then
