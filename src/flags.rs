@@ -189,6 +189,12 @@ pub const CANVAS: &[Flag] = &[
         default: "",
         help: "share the boards with other servers through this Redis (redis://HOST:PORT/; needs the redis build feature)",
     },
+    Flag {
+        name: "redis-append-batch",
+        metavar: "N",
+        default: "256",
+        help: "with --redis: a board's operations appended in one round trip, at most (1: one at a time)",
+    },
 ];
 
 fn env_name(flag: &str) -> String {
@@ -444,6 +450,7 @@ impl Config {
             max_loaded_boards: values.count("max-loaded-boards")?,
             board_unload: values.seconds("board-unload-secs")?,
             redis: redis_url(&values)?,
+            redis_append_batch: values.count("redis-append-batch")?,
         };
         Ok(Command::Run(Box::new(Config { server, canvas, log_level })))
     }

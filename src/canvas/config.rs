@@ -41,6 +41,8 @@ pub struct CanvasConfig {
     pub board_unload: Duration,
     /// The Redis through which boards are shared with other servers (`--redis`); `None`: not shared.
     pub redis: Option<String>,
+    /// Operations of one board appended to Redis in one round trip, at most.
+    pub redis_append_batch: usize,
 }
 
 /// Who answers a v1 newcomer's sync (`--sync`).
@@ -83,6 +85,7 @@ impl Default for CanvasConfig {
             max_loaded_boards: 32,
             board_unload: Duration::from_secs(60),
             redis: None,
+            redis_append_batch: 256,
         }
     }
 }
@@ -131,6 +134,7 @@ impl CanvasConfig {
             ("undo-strokes", self.undo_strokes),
             ("max-boards", self.max_boards),
             ("max-loaded-boards", self.max_loaded_boards),
+            ("redis-append-batch", self.redis_append_batch),
         ] {
             if value == 0 {
                 return invalid(setting, "must be at least 1".into());

@@ -210,7 +210,12 @@ impl Canvas {
     pub fn open(config: CanvasConfig) -> Result<Canvas, OpenError> {
         let lock = DataDirLock::acquire(&config.data_dir).map_err(OpenError::DataDir)?;
         store::migrate_v1(&config.data_dir, config.undo_strokes).map_err(OpenError::Store)?;
-        let cluster = config.redis.as_deref().map(Cluster::open).transpose().map_err(OpenError::Cluster)?;
+        let cluster = config
+            .redis
+            .as_deref()
+            .map(|url| Cluster::open(url, config.redis_append_batch))
+            .transpose()
+            .map_err(OpenError::Cluster)?;
         let config = Arc::new(config);
         let metrics = Arc::new(CanvasMetrics::default());
         let registry = Registry::open(config.clone(), metrics.clone(), cluster.clone()).map_err(OpenError::Store)?;

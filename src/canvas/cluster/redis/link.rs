@@ -28,8 +28,6 @@ use crate::canvas::model::Op;
 use crate::canvas::store::oplog::{self, Line};
 use crate::metrics::add;
 
-/// Operations appended in one round trip (one pipeline of scripts).
-const APPEND_BATCH: usize = 256;
 /// Operations held while Redis cannot be reached; beyond this new ones are
 /// dropped (and logged): at the default rate limit that is minutes of one
 /// busy board's drawing, a few tens of MB at most.
@@ -192,7 +190,7 @@ impl Link {
         }
     }
 
-    /// Appends up to [`APPEND_BATCH`] held operations in one round trip.
+    /// Appends up to `--redis-append-batch` held operations in one round trip.
     async fn append_some(
         &self,
         conn: &mut Option<MultiplexedConnection>,
@@ -210,7 +208,7 @@ impl Link {
                 conn.insert(fresh)
             }
         };
-        let n = held.len().min(APPEND_BATCH);
+        let n = held.len().min(self.cluster.append_batch);
         let seq_key = format!("{}{}", self.keys.seq, self.id);
         let mut pipe = redis::pipe();
         for op in held.iter().take(n) {

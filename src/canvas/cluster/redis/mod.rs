@@ -65,6 +65,8 @@ pub struct Cluster {
     /// Counts and new boards to publish.
     publish: (async_channel::Sender<presence::Publish>, async_channel::Receiver<presence::Publish>),
     links: AtomicU64,
+    /// Operations appended in one round trip, at most (`--redis-append-batch`).
+    append_batch: usize,
     metrics: ClusterMetrics,
 }
 
@@ -80,9 +82,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Cluster {
-    /// Connects to the Redis at `url` (blocking, at start-up): reads or sets
+    /// Connects to the Redis at `url` (blocking, at start-up), to append up
+    /// to `append_batch` operations of a board per round trip: reads or sets
     /// the cluster's secret and reads the boards that exist.
-    pub fn open(url: &str) -> Result<Arc<Cluster>, ClusterError> {
+    pub fn open(url: &str, append_batch: usize) -> Result<Arc<Cluster>, ClusterError> {
         let client = redis::Client::open(url).map_err(|e| ClusterError(format!("--redis {url}: {e}")))?;
         let server: Arc<str> = names::random_text(8).replace(['-', '_'], "x").into();
         let cluster = Cluster {
@@ -95,6 +98,7 @@ impl Cluster {
             heard: Mutex::new(presence::Heard::default()),
             publish: async_channel::unbounded(),
             links: AtomicU64::new(0),
+            append_batch: append_batch.max(1),
             metrics: ClusterMetrics::default(),
         };
         let (secret, boards) = smol::block_on(cluster.first_contact())
