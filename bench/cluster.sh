@@ -31,7 +31,8 @@
 #   single phase runs that same binary without --redis. target/release/smolcanvas is then the
 #   redis build: `cargo build --release` makes the default one again for bench/run.sh)
 # Env (defaults in brackets): BIN [build target/release/smolcanvas with --features redis];
-#   REDIS_SERVER [redis-server]; FSYNC [everysec]; DRAWS [5000] RATE [500] (latency runs);
+#   REDIS_SERVER [redis-server]; FSYNC [everysec]; CLUSTER_FLAGS [none]: more smolcanvas flags for
+#   the --redis phases, e.g. "--redis-append-batch 1"; DRAWS [5000] RATE [500] (latency runs);
 #   FANOUT_CLIENTS [100] FANOUT_SENDERS [5] FANOUT_RATE [20] FANOUT_SECS [5];
 #   BASE_PORT [18700] (free ports are searched from there); SERVER_CPU [0] LOADGEN_CPU [1];
 #   OUT [bench/out/DATE-cluster]
@@ -100,6 +101,7 @@ REDIS_PID=$!
 PIDS+=("$REDIS_PID")
 wait_port "$REDIS_PORT" "$REDIS_PID" redis-server
 REDIS_URL=redis://127.0.0.1:$REDIS_PORT/
+read -ra CLUSTER <<<"--redis $REDIS_URL ${CLUSTER_FLAGS:-}"
 
 # server NAME [FLAGS...]: starts a smolcanvas on a free port; sets SPORT and SPID.
 server() {
@@ -137,14 +139,14 @@ measure single "$SPORT" "$SPORT" "$SPID"
 stop "$SPID"
 
 echo "== redis1: one server with --redis" >&2
-server redis1 --redis "$REDIS_URL"
+server redis1 "${CLUSTER[@]}"
 measure redis1 "$SPORT" "$SPORT" "$SPID,$REDIS_PID"
 stop "$SPID"
 
 echo "== cross: servers A and B with --redis, sent on A, received on B" >&2
-server cross-a --redis "$REDIS_URL"
+server cross-a "${CLUSTER[@]}"
 A_PORT=$SPORT A_PID=$SPID
-server cross-b --redis "$REDIS_URL"
+server cross-b "${CLUSTER[@]}"
 measure cross "$A_PORT" "$SPORT" "$A_PID,$SPID,$REDIS_PID"
 stop "$A_PID"
 stop "$SPID"
@@ -176,7 +178,7 @@ round() { if [ "$1" = "?" ]; then echo "?"; else printf '%.1f' "$1"; fi; }
 
 PHASES=(single redis1 cross)
 RUNS=(latency fanout)
-echo "# cluster bench: DRAWS=$DRAWS RATE=$RATE FANOUT=$FANOUT_CLIENTS clients x $FANOUT_SENDERS senders x $FANOUT_RATE/s x ${FANOUT_SECS}s FSYNC=$FSYNC BIN=$BIN"
+echo "# cluster bench: DRAWS=$DRAWS RATE=$RATE FANOUT=$FANOUT_CLIENTS clients x $FANOUT_SENDERS senders x $FANOUT_RATE/s x ${FANOUT_SECS}s FSYNC=$FSYNC CLUSTER_FLAGS=${CLUSTER_FLAGS:-} BIN=$BIN"
 for p in "${PHASES[@]}"; do
   for r in "${RUNS[@]}"; do
     for key in delivered expected_deliveries server_error_msgs; do echo "${p}_${r}_$key=$(kv "$p" "$r" "$key")"; done
@@ -189,7 +191,7 @@ done
 
 {
   echo
-  echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $((SECONDS - T0)) s; Redis appendfsync $FSYNC; raw output in $OUT"
+  echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $((SECONDS - T0)) s; Redis appendfsync $FSYNC${CLUSTER_FLAGS:+, cluster flags $CLUSTER_FLAGS}; raw output in $OUT"
   echo
   echo "| phase | run | delivered / expected | relay p50 / p99 | CPU per delivered draw | of which (per process) |"
   echo "|---|---|---|---|---|---|"
