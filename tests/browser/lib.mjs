@@ -30,11 +30,13 @@ mkdirSync(SHOTS, { recursive: true });
 export const pageErrors = [];
 export const frames = new Map();
 
-// One smolcanvas process; `restart()` keeps its port and data dir, optionally with other flags.
+// One smolcanvas process (binary `bin`, BIN by default); `restart()` keeps its port and data dir, optionally
+// with other flags.
 export class Server {
-  constructor(flags = [], name = 'server', dataDir = null) {
+  constructor(flags = [], name = 'server', dataDir = null, bin = BIN) {
     this.flags = flags;
     this.name = name;
+    this.bin = bin;
     this.dataDir = dataDir ?? mkdtempSync(join(tmpdir(), 'smolcanvas-browser-'));
     this.port = null;
     this.proc = null;
@@ -45,7 +47,7 @@ export class Server {
   start(flags = this.flags) {
     this.flags = flags;
     const listen = `127.0.0.1:${this.port ?? 0}`;
-    const proc = spawn(BIN, ['--listen', listen, '--data-dir', this.dataDir, '--log-level', 'info', ...flags], {
+    const proc = spawn(this.bin, ['--listen', listen, '--data-dir', this.dataDir, '--log-level', 'info', ...flags], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     this.proc = proc;

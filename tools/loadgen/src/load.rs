@@ -29,9 +29,23 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// A draw's sequence number is split over two coordinates: `startY` = seq mod this, `endX` = seq div this.
 pub const SEQ_SPLIT: usize = 10_000;
 
+/// A server URL the run connects to, and its address.
+pub struct Target {
+    pub url: String,
+    pub addr: SocketAddr,
+}
+
+/// What the clients of one target received, kept when a run has several targets.
+#[derive(Default)]
+struct TargetStats {
+    delivered: Cell<u64>,
+    latencies: RefCell<Histogram>,
+}
+
 pub struct Load {
-    url: String,
-    addr: SocketAddr,
+    targets: Vec<Target>,
+    /// Per target, when there are several.
+    target_stats: Vec<TargetStats>,
     base: Instant,
     handshakes: Semaphore,
     pub snapshot: Snapshot,
@@ -58,6 +72,8 @@ pub struct Load {
 struct Slot {
     open: Cell<bool>,
     count: Cell<u32>,
+    /// Index into `targets`.
+    target: usize,
 }
 
 /// Counts by reason, printed as `# {label} {reason} {count}` lines.
@@ -125,13 +141,28 @@ impl Load {
         per_sender: usize,
         snapshot_bytes: usize,
     ) -> Rc<Load> {
+        let target = Target { url: url.to_string(), addr };
+        Load::with_targets(vec![target], vec![0; slots], senders, per_sender, snapshot_bytes)
+    }
+
+    /// As `new`, with one client per entry of `slot_targets`, which connects to that
+    /// index of `targets`.
+    pub fn with_targets(
+        targets: Vec<Target>,
+        slot_targets: Vec<usize>,
+        senders: usize,
+        per_sender: usize,
+        snapshot_bytes: usize,
+    ) -> Rc<Load> {
+        assert!(slot_targets.iter().all(|&target| target < targets.len()));
+        let several = targets.len() > 1;
         Rc::new(Load {
-            url: url.to_string(),
-            addr,
+            target_stats: if several { targets.iter().map(|_| TargetStats::default()).collect() } else { Vec::new() },
+            targets,
             base: Instant::now(),
             handshakes: Semaphore::new(HANDSHAKES_IN_FLIGHT),
             snapshot: Snapshot::new(snapshot_bytes),
-            slots: (0..slots).map(|_| Slot::default()).collect(),
+            slots: slot_targets.into_iter().map(|target| Slot { target, ..Slot::default() }).collect(),
             open: Cell::new(0),
             attempted: Cell::new(0),
             connect_failed: Cell::new(0),
@@ -158,14 +189,20 @@ impl Load {
         self.base.elapsed().as_nanos() as u64
     }
 
-    /// TCP connect and WebSocket upgrade, bounded by the handshake timeout.
+    /// TCP connect and WebSocket upgrade to the first target, bounded by the handshake timeout.
     pub async fn connect(&self) -> Result<Ws, String> {
+        self.connect_to(0).await
+    }
+
+    /// TCP connect and WebSocket upgrade to `targets[target]`, bounded by the handshake timeout.
+    async fn connect_to(&self, target: usize) -> Result<Ws, String> {
+        let Target { url, addr } = &self.targets[target];
         let _permit = self.handshakes.acquire().await;
         let attempt = async {
-            let tcp = TcpStream::connect(self.addr).await.map_err(|err| err.to_string())?;
+            let tcp = TcpStream::connect(addr).await.map_err(|err| err.to_string())?;
             tcp.set_nodelay(true).map_err(|err| err.to_string())?;
             let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
-            let (ws, _) = async_tungstenite::client_async_with_config(self.url.as_str(), tcp, Some(config))
+            let (ws, _) = async_tungstenite::client_async_with_config(url.as_str(), tcp, Some(config))
                 .await
                 .map_err(|err| err.to_string())?;
             Ok(ws)
@@ -178,7 +215,7 @@ impl Load {
     }
 
     pub async fn open_slot(&self, slot: usize) -> Option<Ws> {
-        let result = self.connect().await;
+        let result = self.connect_to(self.slots[slot].target).await;
         self.attempted.set(self.attempted.get() + 1);
         match result {
             Ok(ws) => {
@@ -212,7 +249,7 @@ impl Load {
     pub fn on_text(&self, slot: usize, text: &str) -> Option<String> {
         let msg: Incoming = serde_json::from_str(text).ok()?;
         match msg.kind.as_deref()? {
-            "draw" => self.on_draw(&msg),
+            "draw" => self.on_draw(slot, &msg),
             "clientCount" => self.slots[slot].count.set(msg.client_count.unwrap_or(-1.0) as u32),
             "canvasRequest" => return Some(self.snapshot.answer(msg.client_id.as_deref().unwrap_or_default())),
             "error" => self.on_server_error(&msg),
@@ -221,10 +258,14 @@ impl Load {
         None
     }
 
-    fn on_draw(&self, msg: &Incoming) {
+    fn on_draw(&self, slot: usize, msg: &Incoming) {
         match draw_id(msg).and_then(|(sender, seq)| self.sent_ns(sender, seq)) {
             Some(sent) => {
-                self.record_delivery(sent);
+                let us = self.record_delivery(sent);
+                if let Some(stats) = self.target_stats.get(self.slots[slot].target) {
+                    bump(&stats.delivered);
+                    stats.latencies.borrow_mut().record_us(us);
+                }
             }
             None => bump(&self.unmatched),
         }
@@ -254,6 +295,21 @@ impl Load {
     pub fn note_send(&self, sender: usize, seq: usize, due: Instant) {
         self.max_send_lag.set(self.max_send_lag.get().max(due.elapsed()));
         self.send_ns[sender][seq].set(self.now_ns() + 1);
+    }
+
+    /// With several targets, `target{i}_url=`, `_clients=`, `_delivered=` and the latency of
+    /// what that target's clients received, for each; `is_sender(slot)` tells senders apart.
+    pub fn print_targets(&self, is_sender: impl Fn(usize) -> bool) {
+        for (i, (target, stats)) in self.targets.iter().zip(&self.target_stats).enumerate() {
+            let on_target = |slot: &(usize, &Slot)| slot.1.target == i;
+            let clients = self.slots.iter().enumerate().filter(on_target).count();
+            let senders = self.slots.iter().enumerate().filter(on_target).filter(|(slot, _)| is_sender(*slot)).count();
+            println!("target{i}_url={}", target.url);
+            println!("target{i}_clients={clients}");
+            println!("target{i}_senders={senders}");
+            println!("target{i}_delivered={}", stats.delivered.get());
+            stats.latencies.borrow().print(&format!("target{i}_latency"), false);
+        }
     }
 
     pub fn print_connections(&self) {

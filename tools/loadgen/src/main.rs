@@ -34,6 +34,20 @@
 //!   from `/proc/PID/stat`, from 200 ms before the first draw until the last expected
 //!   delivery (or the drain deadline), in clock ticks of `getconf CLK_TCK` (100 when
 //!   that fails).
+//! * **Several servers** (fanout and latency): `--send-url URL` connects the senders
+//!   there and the receivers to `--url`, which may be a comma-separated list of URLs
+//!   (receivers spread over them round-robin in join order; without `--send-url` every
+//!   client is, senders included). Point the URLs at servers sharing one board (cluster
+//!   mode, `--redis`) to time relay from one server to another:
+//!   `$L latency --send-url ws://A/ws --url ws://B/ws --server-pid PA,PB,PREDIS`. The
+//!   expected deliveries are as on one server (every client but the sender gets each
+//!   draw, senders included), and with more than one URL the tool also prints, per URL
+//!   (`target0` = `--send-url` if given, then `--url`'s in order), its clients, senders,
+//!   deliveries and relay latency. `--server-pid` then takes a comma-separated list:
+//!   server CPU is summed over those processes (each read from `/proc/PID/stat` at the
+//!   same two instants) and `server_cpu_secs_each` gives them one by one. The ramp waits
+//!   for every client to see a `clientCount` equal to all the connections the tool holds,
+//!   which a cluster's count (summed over servers) reaches.
 //! * **join**: N-1 peers answer `canvasRequest` with a `canvasState` of about
 //!   `--png-kib` KiB: `data:image/png;base64,` followed by base64 text (not a decodable
 //!   PNG) whose first 12 characters tag the run and the answer. A newcomer then connects
@@ -96,6 +110,7 @@ use std::{process, thread};
 
 use smol::LocalExecutor;
 
+use load::Target;
 use opts::{Mode, Opts};
 
 fn main() {
@@ -110,25 +125,34 @@ fn main() {
             process::exit(2);
         }
     };
-    let addr = opts::resolve(&opts.url).unwrap_or_else(|err| {
-        eprintln!("loadgen: {err}");
-        process::exit(2);
-    });
+    let targets: Vec<Target> = opts
+        .all_urls()
+        .map(|url| opts::resolve(url).map(|addr| Target { url: url.clone(), addr }))
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|err| {
+            eprintln!("loadgen: {err}");
+            process::exit(2);
+        });
     start_watchdog(opts.max_secs);
-    println!("# loadgen {} {}", opts.mode.name(), opts.url);
+    match &opts.send_url {
+        Some(send_url) => println!("# loadgen {} send {send_url} receive {}", opts.mode.name(), opts.url),
+        None => println!("# loadgen {} {}", opts.mode.name(), opts.url),
+    }
     fdlimit::raise(opts.connections());
     let ex = LocalExecutor::new();
-    smol::block_on(ex.run(run(&ex, &opts, addr)));
+    smol::block_on(ex.run(run(&ex, &opts, targets)));
     // Sockets are closed by the kernel at exit; no need to tear them down one by one.
     process::exit(0);
 }
 
-async fn run(ex: &LocalExecutor<'_>, opts: &Opts, addr: SocketAddr) {
+async fn run(ex: &LocalExecutor<'_>, opts: &Opts, targets: Vec<Target>) {
+    // The modes other than fanout and latency have one target, that of --url.
+    let addr: SocketAddr = targets[0].addr;
     match opts.mode {
         Mode::Idle => idle::run(ex, opts, addr).await,
-        Mode::Fanout => relay::fanout(ex, opts, addr).await,
+        Mode::Fanout => relay::fanout(ex, opts, targets).await,
         Mode::Join => join::run(ex, opts, addr).await,
-        Mode::Latency => relay::latency(ex, opts, addr).await,
+        Mode::Latency => relay::latency(ex, opts, targets).await,
         Mode::Soak => soak::run(ex, opts, addr).await,
         Mode::Board => board::run(ex, opts, addr).await,
     }

@@ -16,7 +16,11 @@ deliveries, losses, relay latency p50/p99/max and, with --server-pid, server CPU
 `join --url URL --clients N [--rounds 20] [--png-kib 100]` keeps N-1 peers that answer canvas \
 syncs with a png-kib KiB snapshot and times a newcomer's connect-to-canvasState over the rounds, \
 counting peer snapshots, server fallbacks and syncs that never came. `latency --url URL [--draws \
-10000] [--rate 1000]` times draw relay between two clients. `soak --url URL --minutes M [--clients \
+10000] [--rate 1000]` times draw relay between two clients. fanout and latency also take \
+--send-url URL (senders connect there, receivers to --url) and a comma-separated list in --url \
+(receivers, and senders without --send-url, spread round-robin over the URLs): relay between \
+the servers of a cluster, with deliveries and latency per URL; --server-pid PID,PID,... then \
+sums server CPU over those processes. `soak --url URL --minutes M [--clients \
 200] [--churn-per-sec 20] [--drawers 10] [--rate 20] [--sample-secs 10]` keeps about N clients \
 connected for M minutes while it closes C random ones a second (close handshake, TCP drop or half \
 a frame) and opens C new ones, K of them drawing R draws/s each; with --server-pid it samples the \
@@ -70,6 +74,7 @@ impl Mode {
             Mode::Idle => &["url", "conns", "hold-secs", "batch", "settle-secs", "server-pid", "max-secs"],
             Mode::Fanout => &[
                 "url",
+                "send-url",
                 "clients",
                 "senders",
                 "rate",
@@ -81,7 +86,7 @@ impl Mode {
                 "max-secs",
             ],
             Mode::Join => &["url", "clients", "rounds", "png-kib", "batch", "settle-secs", "server-pid", "max-secs"],
-            Mode::Latency => &["url", "draws", "rate", "drain-secs", "server-pid", "max-secs"],
+            Mode::Latency => &["url", "send-url", "draws", "rate", "drain-secs", "server-pid", "max-secs"],
             Mode::Board => &[
                 "url",
                 "clients",
@@ -111,7 +116,13 @@ impl Mode {
 
 pub struct Opts {
     pub mode: Mode,
+    /// `--url` as given (fanout and latency take a comma-separated list, see `receive_urls`).
     pub url: String,
+    /// The URLs of `--url`, in order; receivers (and, without `--send-url`, senders too)
+    /// connect to them round-robin.
+    pub receive_urls: Vec<String>,
+    /// `--send-url`: where the senders of fanout and latency connect.
+    pub send_url: Option<String>,
     pub clients: usize,
     pub senders: usize,
     pub rate: f64,
@@ -123,7 +134,10 @@ pub struct Opts {
     pub png_kib: usize,
     pub batch: usize,
     pub settle_secs: f64,
+    /// The first of `server_pids`: the process whose RSS, fds and CPU the other modes read.
     pub server_pid: Option<u32>,
+    /// `--server-pid PID[,PID...]`: fanout and latency sum CPU over all of them.
+    pub server_pids: Vec<u32>,
     pub max_secs: f64,
     pub minutes: f64,
     pub churn: usize,
@@ -143,9 +157,19 @@ impl Opts {
         let flags = Flags::parse(mode, &args[1..])?;
         let (fanout, soak) = (mode == Mode::Fanout, mode == Mode::Soak);
         let minutes = if soak { flags.value("minutes", None)? } else { 0.0 };
+        let url: String = flags.value("url", None)?;
+        let server_pids = match flags.optional::<String>("server-pid")? {
+            Some(list) => list
+                .split(',')
+                .map(|pid| pid.trim().parse().map_err(|err| format!("--server-pid {pid:?}: {err}")))
+                .collect::<Result<Vec<u32>, String>>()?,
+            None => Vec::new(),
+        };
         let opts = Opts {
             mode,
-            url: flags.value("url", None)?,
+            receive_urls: url.split(',').map(|u| u.trim().to_string()).collect(),
+            url,
+            send_url: flags.optional("send-url")?,
             clients: match mode {
                 Mode::Idle => flags.value("conns", None)?,
                 Mode::Latency => 2,
@@ -175,7 +199,8 @@ impl Opts {
             png_kib: flags.value("png-kib", Some(100))?,
             batch: flags.value("batch", Some(100))?,
             settle_secs: flags.value("settle-secs", Some(if mode == Mode::Board { 2.0 } else { 30.0 }))?,
-            server_pid: flags.optional("server-pid")?,
+            server_pid: server_pids.first().copied(),
+            server_pids,
             max_secs: flags.value("max-secs", Some(if soak { minutes * 60.0 + 60.0 } else { 300.0 }))?,
             minutes,
             churn: flags.value("churn-per-sec", Some(20))?,
@@ -212,6 +237,13 @@ impl Opts {
                 return Err("--churn-per-sec must be at most --clients".into());
             }
         }
+        let several = matches!(self.mode, Mode::Fanout | Mode::Latency);
+        if !several && (self.receive_urls.len() > 1 || self.server_pids.len() > 1) {
+            return Err(format!("{} takes one --url and one --server-pid", self.mode.name()));
+        }
+        if self.receive_urls.iter().chain(&self.send_url).any(|url| url.is_empty()) {
+            return Err("empty URL in --url or --send-url".into());
+        }
         if self.png_kib > 8 * 1024 {
             return Err("--png-kib must be at most 8192 (the protocol's largest snapshot)".into());
         }
@@ -238,6 +270,11 @@ impl Opts {
             Mode::Soak => (self.rate * self.secs).ceil() as usize + 1,
             _ => (self.rate * self.secs).round() as usize,
         }
+    }
+
+    /// Every URL this run connects to: `--send-url` (if given) first, then those of `--url`.
+    pub fn all_urls(&self) -> impl Iterator<Item = &String> {
+        self.send_url.iter().chain(&self.receive_urls)
     }
 
     /// Sockets this run holds at once.
@@ -288,7 +325,8 @@ impl Flags {
 
 /// The socket address of a `ws://host[:port]/path` URL (port 80 by default).
 pub fn resolve(url: &str) -> Result<SocketAddr, String> {
-    let rest = url.strip_prefix("ws://").ok_or("--url must start with ws:// (wss:// is not supported)")?;
+    let rest =
+        url.strip_prefix("ws://").ok_or("--url and --send-url must start with ws:// (wss:// is not supported)")?;
     let authority = rest.split('/').next().unwrap_or_default();
     let with_port = if authority.rsplit_once(':').is_some_and(|(_, port)| !port.ends_with(']')) {
         authority.to_string()

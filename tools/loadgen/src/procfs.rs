@@ -36,43 +36,60 @@ pub fn ticks_per_sec() -> f64 {
     })
 }
 
-/// The server's and this process's CPU time at one instant.
+/// The servers' and this process's CPU time at one instant.
 pub struct CpuSample {
     at: Instant,
-    server: Option<u64>,
-    /// The server's (user, system) ticks.
-    server_split: Option<(u64, u64)>,
+    /// Each server's (user, system) ticks.
+    servers: Vec<Option<(u64, u64)>>,
     own: Option<u64>,
 }
 
 /// CPU seconds spent between two samples.
 pub struct CpuSpent {
     pub wall_secs: f64,
+    /// Summed over the servers (None if one could not be read).
     pub server_secs: Option<f64>,
-    /// The server's user and system seconds apart.
+    /// The servers' user and system seconds apart, summed.
     pub server_user_sys_secs: Option<(f64, f64)>,
+    /// Each server's seconds, in the order of the pids.
+    pub server_each_secs: Vec<Option<f64>>,
     pub own_secs: Option<f64>,
 }
 
 impl CpuSample {
     pub fn take(pid: Option<u32>) -> CpuSample {
+        CpuSample::take_all(pid.as_slice())
+    }
+
+    /// One sample of several server processes, whose CPU time `since` sums.
+    pub fn take_all(pids: &[u32]) -> CpuSample {
         CpuSample {
             at: Instant::now(),
-            server: pid.and_then(|pid| cpu_ticks(&pid.to_string())),
-            server_split: pid.and_then(|pid| cpu_ticks_split(&pid.to_string())),
+            servers: pids.iter().map(|pid| cpu_ticks_split(&pid.to_string())).collect(),
             own: cpu_ticks("self"),
         }
     }
 
     pub fn since(&self, earlier: &CpuSample) -> CpuSpent {
-        let secs = |a: Option<u64>, b: Option<u64>| Some(b?.saturating_sub(a?) as f64 / ticks_per_sec());
+        let ticks = ticks_per_sec();
+        let secs = |a: Option<u64>, b: Option<u64>| Some(b?.saturating_sub(a?) as f64 / ticks);
+        let split: Vec<Option<(f64, f64)>> = earlier
+            .servers
+            .iter()
+            .zip(&self.servers)
+            .map(|(a, b)| {
+                let ((u0, s0), (u1, s1)) = a.zip(*b)?;
+                Some((u1.saturating_sub(u0) as f64 / ticks, s1.saturating_sub(s0) as f64 / ticks))
+            })
+            .collect();
+        let summed = (!split.is_empty())
+            .then(|| split.iter().try_fold((0.0, 0.0), |(u, s), each| each.map(|(du, ds)| (u + du, s + ds))))
+            .flatten();
         CpuSpent {
             wall_secs: (self.at - earlier.at).as_secs_f64(),
-            server_secs: secs(earlier.server, self.server),
-            server_user_sys_secs: earlier.server_split.zip(self.server_split).map(|((u0, s0), (u1, s1))| {
-                let ticks = ticks_per_sec();
-                (u1.saturating_sub(u0) as f64 / ticks, s1.saturating_sub(s0) as f64 / ticks)
-            }),
+            server_secs: summed.map(|(user, sys)| user + sys),
+            server_user_sys_secs: summed,
+            server_each_secs: split.iter().map(|each| each.map(|(user, sys)| user + sys)).collect(),
             own_secs: secs(earlier.own, self.own),
         }
     }

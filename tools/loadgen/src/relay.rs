@@ -2,14 +2,13 @@
 //! times their relay.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use smol::{LocalExecutor, Timer, channel};
 
 use crate::client::{Sender, ramp, wait_until};
-use crate::load::Load;
+use crate::load::{Load, Target};
 use crate::opts::{DEFAULT_RATE_LIMIT, Opts};
 use crate::procfs::{self, CpuSample, CpuSpent};
 use crate::snapshot::TINY_SNAPSHOT;
@@ -22,42 +21,69 @@ const CPU_LEAD: Duration = Duration::from_millis(200);
 /// What a relay run saw.
 struct Relay {
     load: Rc<Load>,
+    /// Slot -> sender index.
+    sender_at: BTreeMap<usize, usize>,
+    pids: Vec<u32>,
     expected: u64,
     delivered: u64,
     cpu: CpuSpent,
 }
 
-pub async fn fanout(ex: &LocalExecutor<'_>, opts: &Opts, addr: SocketAddr) {
-    let relay = relay(ex, opts, addr).await;
+pub async fn fanout(ex: &LocalExecutor<'_>, opts: &Opts, targets: Vec<Target>) {
+    let relay = relay(ex, opts, targets).await;
     println!("clients={} senders={} rate={} secs={}", opts.clients, opts.senders, opts.rate, opts.secs);
     relay.print();
 }
 
-pub async fn latency(ex: &LocalExecutor<'_>, opts: &Opts, addr: SocketAddr) {
-    let relay = relay(ex, opts, addr).await;
+pub async fn latency(ex: &LocalExecutor<'_>, opts: &Opts, targets: Vec<Target>) {
+    let relay = relay(ex, opts, targets).await;
     println!("draws={} rate={}", opts.draws, opts.rate);
     relay.print();
     let latencies = relay.load.latencies.borrow();
+    let between = match &opts.send_url {
+        Some(send_url) => format!("from a client of {send_url} to one of {}", opts.url),
+        None => "between two local clients".to_string(),
+    };
     println!(
-        "# draw relay latency between two local clients over {} draws: median {:.3} ms, p99 {:.3} ms",
+        "# draw relay latency {between} over {} draws: median {:.3} ms, p99 {:.3} ms",
         latencies.count(),
         latencies.quantile_ms(0.5),
         latencies.quantile_ms(0.99)
     );
 }
 
+/// Which of `targets` (`--send-url` first if given, then the URLs of `--url`) each slot
+/// connects to: senders to `--send-url` and receivers round-robin over `--url`, or, without
+/// `--send-url`, every client round-robin over `--url`.
+fn slot_targets(n: usize, sender_at: &BTreeMap<usize, usize>, opts: &Opts) -> Vec<usize> {
+    let urls = opts.receive_urls.len();
+    if opts.send_url.is_none() {
+        return (0..n).map(|slot| slot % urls).collect();
+    }
+    let mut receivers = 0;
+    (0..n)
+        .map(|slot| {
+            if sender_at.contains_key(&slot) {
+                return 0;
+            }
+            receivers += 1;
+            1 + (receivers - 1) % urls
+        })
+        .collect()
+}
+
 /// Connects the clients, lets the senders (spread over the join order) send their draws
 /// on an evenly staggered schedule, and waits, bounded, for the deliveries.
-async fn relay(ex: &LocalExecutor<'_>, opts: &Opts, addr: SocketAddr) -> Relay {
+async fn relay(ex: &LocalExecutor<'_>, opts: &Opts, targets: Vec<Target>) -> Relay {
     if opts.rate > DEFAULT_RATE_LIMIT {
         println!("# warning: --rate is above the server's default rate limit of {DEFAULT_RATE_LIMIT} messages/s");
     }
     let (n, k) = (opts.clients, opts.senders);
     let per_sender = opts.draws_per_sender();
     let interval_ns = (1e9 / opts.rate) as u64;
-    let load = Load::new(&opts.url, addr, n, k, per_sender, TINY_SNAPSHOT);
-    let (start_tx, start_rx) = channel::unbounded();
     let sender_at: BTreeMap<usize, usize> = (0..k).map(|index| (index * n / k, index)).collect();
+    let load = Load::with_targets(targets, slot_targets(n, &sender_at, opts), k, per_sender, TINY_SNAPSHOT);
+    let (start_tx, start_rx) = channel::unbounded();
     let ramp = ramp(ex, &load, opts.batch, opts.settle_secs, |slot| {
         let index = *sender_at.get(&slot)?;
         let phase_ns = interval_ns * index as u64 / k as u64;
@@ -67,7 +93,7 @@ async fn relay(ex: &LocalExecutor<'_>, opts: &Opts, addr: SocketAddr) -> Relay {
     ramp.print(&load);
     Timer::after(QUIET_BEFORE_SENDING).await;
 
-    let before = CpuSample::take(opts.server_pid);
+    let before = CpuSample::take_all(&opts.server_pids);
     let start = Instant::now() + CPU_LEAD;
     for _ in 0..k {
         let _ = start_tx.try_send(start);
@@ -75,9 +101,9 @@ async fn relay(ex: &LocalExecutor<'_>, opts: &Opts, addr: SocketAddr) -> Relay {
     let expected = (k * per_sender * (n - 1)) as u64;
     Timer::at(start + Duration::from_nanos(interval_ns * per_sender as u64)).await;
     wait_until(Duration::from_secs_f64(opts.drain_secs), || load.delivered.get() >= expected).await;
-    let cpu = CpuSample::take(opts.server_pid).since(&before);
+    let cpu = CpuSample::take_all(&opts.server_pids).since(&before);
     let delivered = load.delivered.get();
-    Relay { load, expected, delivered, cpu }
+    Relay { load, sender_at, pids: opts.server_pids.clone(), expected, delivered, cpu }
 }
 
 impl Relay {
@@ -94,6 +120,13 @@ impl Relay {
         if let Some(own) = self.cpu.own_secs {
             println!("loadgen_cpu_pct={:.1}", 100.0 * own / self.cpu.wall_secs);
         }
+        if self.pids.len() > 1 {
+            let each = |secs: &Option<f64>| secs.map_or_else(|| "?".to_string(), |secs| format!("{secs:.2}"));
+            let each: Vec<String> = self.cpu.server_each_secs.iter().map(each).collect();
+            let pids: Vec<String> = self.pids.iter().map(u32::to_string).collect();
+            println!("# server CPU below is summed over the processes {}", pids.join(","));
+            println!("server_cpu_secs_each={}", each.join(","));
+        }
         if let Some(cpu) = self.cpu.server_secs {
             println!(
                 "# server CPU: utime+stime of the server process over window_secs, CLK_TCK {}",
@@ -109,6 +142,7 @@ impl Relay {
             println!("server_user_us_per_delivery={:.3}", 1e6 * user / delivered.max(1) as f64);
             println!("server_sys_us_per_delivery={:.3}", 1e6 * sys / delivered.max(1) as f64);
         }
+        self.load.print_targets(|slot| self.sender_at.contains_key(&slot));
         self.load.print_connections();
     }
 }
