@@ -195,6 +195,12 @@ pub const CANVAS: &[Flag] = &[
         default: "256",
         help: "with --redis: a board's operations appended in one round trip, at most (1: one at a time)",
     },
+    Flag {
+        name: "redis-keep-secs",
+        metavar: "SECS",
+        default: "60",
+        help: "with --redis: how long stream entries stay after a snapshot holds them, for servers behind",
+    },
 ];
 
 fn env_name(flag: &str) -> String {
@@ -451,7 +457,16 @@ impl Config {
             board_unload: values.seconds("board-unload-secs")?,
             redis: redis_url(&values)?,
             redis_append_batch: values.count("redis-append-batch")?,
+            redis_keep: values.seconds("redis-keep-secs")?,
         };
+        if canvas.redis.is_some() && canvas.sync == SyncMode::Peers {
+            // Before anything connects: a usage error is exit 2 whatever Redis does.
+            return Err(values.invalid(
+                "sync",
+                "peers".into(),
+                "server with --redis (shared boards sync from the servers' picture)",
+            ));
+        }
         Ok(Command::Run(Box::new(Config { server, canvas, log_level })))
     }
 }

@@ -43,6 +43,9 @@ pub struct CanvasConfig {
     pub redis: Option<String>,
     /// Operations of one board appended to Redis in one round trip, at most.
     pub redis_append_batch: usize,
+    /// How long a board's stream keeps its entries after a snapshot holds them,
+    /// for servers that read behind (cut off from Redis for a while).
+    pub redis_keep: Duration,
 }
 
 /// Who answers a v1 newcomer's sync (`--sync`).
@@ -86,6 +89,7 @@ impl Default for CanvasConfig {
             board_unload: Duration::from_secs(60),
             redis: None,
             redis_append_batch: 256,
+            redis_keep: Duration::from_secs(60),
         }
     }
 }

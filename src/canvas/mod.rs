@@ -213,7 +213,7 @@ impl Canvas {
         let cluster = config
             .redis
             .as_deref()
-            .map(|url| Cluster::open(url, config.redis_append_batch))
+            .map(|url| Cluster::open(url, config.redis_append_batch, config.redis_keep))
             .transpose()
             .map_err(OpenError::Cluster)?;
         let config = Arc::new(config);

@@ -40,7 +40,7 @@ pub enum Cluster {}
 #[allow(clippy::unused_async)]
 impl Cluster {
     /// A build without the `redis` feature cannot share boards.
-    pub fn open(_url: &str, _append_batch: usize) -> Result<Arc<Cluster>, ClusterError> {
+    pub fn open(_url: &str, _append_batch: usize, _keep: std::time::Duration) -> Result<Arc<Cluster>, ClusterError> {
         Err(ClusterError("this smolcanvas was built without Redis support (cargo feature `redis`)".into()))
     }
 

@@ -40,8 +40,6 @@ const READ_BLOCK: Duration = Duration::from_secs(1);
 const SEQ_LIFETIME_SECS: u64 = 86_400;
 /// How long this server holds a board's snapshot lease once it wrote a snapshot.
 const LEASE_MS: u64 = 30_000;
-/// Stream entries kept after a snapshot, for servers that read behind.
-const TRIM_MARGIN_MS: u64 = 60_000;
 /// How long an unloading board's appender may still try to append what it holds.
 const FINAL_APPEND_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -259,7 +257,7 @@ impl Link {
             .arg(&snap.upto)
             .arg(&snap.log)
             .arg(floor)
-            .arg(TRIM_MARGIN_MS);
+            .arg(self.cluster.keep.as_millis() as u64);
         match within(Duration::from_secs(10), call.invoke_async::<i64>(c)).await {
             Ok(1) => {
                 add(&self.cluster.metrics.snapshots, 1);

@@ -67,6 +67,8 @@ pub struct Cluster {
     links: AtomicU64,
     /// Operations appended in one round trip, at most (`--redis-append-batch`).
     append_batch: usize,
+    /// How long stream entries stay after a snapshot holds them (`--redis-keep-secs`).
+    keep: Duration,
     metrics: ClusterMetrics,
 }
 
@@ -83,9 +85,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Cluster {
     /// Connects to the Redis at `url` (blocking, at start-up), to append up
-    /// to `append_batch` operations of a board per round trip: reads or sets
+    /// to `append_batch` operations of a board per round trip and keep stream
+    /// entries `keep` after a snapshot holds them: reads or sets
     /// the cluster's secret and reads the boards that exist.
-    pub fn open(url: &str, append_batch: usize) -> Result<Arc<Cluster>, ClusterError> {
+    pub fn open(url: &str, append_batch: usize, keep: Duration) -> Result<Arc<Cluster>, ClusterError> {
         let client = redis::Client::open(url).map_err(|e| ClusterError(format!("--redis {url}: {e}")))?;
         let server: Arc<str> = names::random_text(8).replace(['-', '_'], "x").into();
         let cluster = Cluster {
@@ -99,6 +102,7 @@ impl Cluster {
             publish: async_channel::unbounded(),
             links: AtomicU64::new(0),
             append_batch: append_batch.max(1),
+            keep,
             metrics: ClusterMetrics::default(),
         };
         let (secret, boards) = smol::block_on(cluster.first_contact())
