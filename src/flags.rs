@@ -464,7 +464,7 @@ impl Config {
             return Err(values.invalid(
                 "sync",
                 "peers".into(),
-                "server with --redis (shared boards sync from the servers' picture)",
+                "server: --sync peers cannot be combined with --redis (shared boards sync from the servers' picture)",
             ));
         }
         Ok(Command::Run(Box::new(Config { server, canvas, log_level })))
