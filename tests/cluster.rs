@@ -297,19 +297,31 @@ fn undo_and_redo_follow_their_author_across_servers() {
 }
 
 #[test]
-fn round_robin_behind_nginx_spreads_one_board_over_both_servers() {
-    let test = "tests/cluster.rs round_robin_behind_nginx_spreads_one_board_over_both_servers";
-    let Some(nginx_bin) = nginx_or_skip(test) else { return };
-    let Some((_redis, nodes)) = start_cluster("round_robin_behind_nginx_spreads_one_board_over_both_servers", 2, &[])
-    else {
+fn round_robin_behind_nginx_spreads_one_board_over_two_servers() {
+    round_robin_behind_nginx("round_robin_behind_nginx_spreads_one_board_over_two_servers", 2);
+}
+
+#[test]
+fn round_robin_behind_nginx_spreads_one_board_over_three_servers() {
+    round_robin_behind_nginx("round_robin_behind_nginx_spreads_one_board_over_three_servers", 3);
+}
+
+/// `servers` servers behind nginx's plain round robin: two clients of one board land on each,
+/// all of them see every draw, and each server answers one `board.png`, all alike.
+fn round_robin_behind_nginx(name: &str, servers: usize) {
+    let test = format!("tests/cluster.rs {name}");
+    let Some(nginx_bin) = nginx_or_skip(&test) else { return };
+    let Some((_redis, nodes)) = start_cluster(name, servers, &[]) else {
         return;
     };
-    let mut nginx = Nginx::start(&nginx_bin, &[nodes[0].addr(), nodes[1].addr()]);
+    let addrs: Vec<_> = nodes.iter().map(|node| node.addr()).collect();
+    let mut nginx = Nginx::start(&nginx_bin, &addrs);
     let proxy = nginx.addr;
     let path = ws_path("rr");
+    let clients_n = 2 * servers as u32;
     smol::block_on(async {
         let mut clients = Vec::new();
-        for i in 0..4u32 {
+        for i in 0..clients_n {
             clients.push(Client::join(proxy, &path, i % 2 == 0, &format!("client {i} (through nginx)")).await);
         }
         // Round robin: two on each server.
@@ -317,19 +329,21 @@ fn round_robin_behind_nginx_spreads_one_board_over_both_servers() {
             node.wait_metric("smolcanvas_canvas_clients", 2, STEP).await;
         }
         for client in &mut clients {
-            client.wait_count(4, STEP).await;
+            client.wait_count(u64::from(clients_n), STEP).await;
         }
         for (i, client) in clients.iter_mut().enumerate() {
             client.draw(i as u32 + 1).await;
         }
         for client in &mut clients {
-            client.wait_draws(&span(1, 4)).await;
-            client.assert_exactly(&span(1, 4));
+            client.wait_draws(&span(1, clients_n)).await;
+            client.assert_exactly(&span(1, clients_n));
         }
-        // Two board.png requests, one per server: the same picture.
+        // One board.png request per server: the same picture from each.
         let first = png_via(proxy, "/b/rr/board.png").await;
-        let second = png_via(proxy, "/b/rr/board.png").await;
-        assert_eq!(first, second, "board.png differs between the two servers");
+        for _ in 1..servers {
+            let other = png_via(proxy, "/b/rr/board.png").await;
+            assert_eq!(first, other, "board.png differs between the servers");
+        }
         for client in clients {
             client.close().await;
         }
@@ -338,7 +352,7 @@ fn round_robin_behind_nginx_spreads_one_board_over_both_servers() {
     let start = Instant::now();
     let by = loop {
         let by = nginx.answered_by("GET /b/rr/ws");
-        if by.values().sum::<usize>() >= 4 || start.elapsed() > STEP {
+        if by.values().sum::<usize>() >= clients_n as usize || start.elapsed() > STEP {
             break by;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -346,7 +360,7 @@ fn round_robin_behind_nginx_spreads_one_board_over_both_servers() {
     let want: std::collections::BTreeMap<String, usize> = nodes.iter().map(|n| (n.addr().to_string(), 2)).collect();
     assert_eq!(by, want, "nginx's log: which server took each socket");
     let png = nginx.answered_by("GET /b/rr/board.png");
-    assert_eq!(png.len(), 2, "the two board.png requests went to both servers: {png:?}");
+    assert_eq!(png.len(), servers, "the board.png requests went to every server: {png:?}");
     nginx.stop();
 }
 
