@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::{Message, Utf8Bytes};
 use futures_lite::future::FutureExt;
-use log::{debug, info, warn};
+use log::{debug, error, info, warn};
 use smol::Timer;
 
-use super::cluster::{BoardLink, Entry, LinkMsg};
+use super::cluster::{BoardLink, Entry, LinkMsg, MAX_UNSHARED_OPS};
 use super::config::SyncMode;
 use super::model::{Author, Board, Item, Op, Outcome, StrokeKey, visible};
 use super::peer_sync::{Action, PeerSync};
@@ -207,6 +207,10 @@ pub struct Hub {
     link: Option<BoardLink>,
     /// The number of the last op handed to the link.
     link_seq: u64,
+    /// The number of the last of this hub's ops read back from the stream.
+    link_read: u64,
+    /// Ops were refused for [`MAX_UNSHARED_OPS`] since Redis was last reached (the log says it once).
+    told_unshared_limit: bool,
     /// Ops relayed here at once while the board was not shared, not read back yet: their numbers.
     tentative: VecDeque<u64>,
     /// Why the board is not shared now (Redis cannot be reached).
@@ -261,6 +265,8 @@ impl Hub {
             notice: None,
             link: start.link,
             link_seq: 0,
+            link_read: 0,
+            told_unshared_limit: false,
             tentative: VecDeque::new(),
             unshared: None,
             resync_when_settled: false,
@@ -504,6 +510,9 @@ impl Hub {
         };
         let author = client.author;
         if self.link.is_some() {
+            if !self.can_share() {
+                return;
+            }
             // Relayed when read back from Redis, unless Redis cannot be reached now.
             let tentative = self.unshared.is_some();
             if tentative {
@@ -521,6 +530,20 @@ impl Hub {
         let v2 = self.clients.iter().any(|c| c.v2 && c.id != from).then(|| protocol::v2_draw(draw, key.as_str()));
         self.broadcast(from, draw, v2.as_ref());
         add(&self.metrics.draws_relayed, 1);
+    }
+
+    /// Whether the link can take one more op: fewer than [`MAX_UNSHARED_OPS`] wait for Redis.
+    fn can_share(&mut self) -> bool {
+        if self.link_seq - self.link_read < MAX_UNSHARED_OPS {
+            return true;
+        }
+        if !std::mem::replace(&mut self.told_unshared_limit, true) {
+            error!(
+                "board {}: {MAX_UNSHARED_OPS} operations wait for Redis; newer ones are dropped until it answers",
+                self.name
+            );
+        }
+        false
     }
 
     /// Hands a local client's op to the board's link; `tentative` when it was relayed here already.
@@ -559,6 +582,9 @@ impl Hub {
         let Some(index) = self.index(from) else { return };
         info!("board {}: client {from} cleared the board", self.name);
         if self.link.is_some() && self.exists {
+            if !self.can_share() {
+                return;
+            }
             let tentative = self.unshared.is_some();
             if tentative {
                 let clear = protocol::clear();
@@ -581,7 +607,9 @@ impl Hub {
     fn undo(&mut self, from: ClientId) {
         let Some(author) = self.client_mut(from).map(|c| c.author) else { return };
         if self.link.is_some() {
-            self.share(from, Op::Undo { author }, false);
+            if self.can_share() {
+                self.share(from, Op::Undo { author }, false);
+            }
             return;
         }
         let outcome = self.apply(Op::Undo { author });
@@ -610,7 +638,9 @@ impl Hub {
     fn redo(&mut self, from: ClientId) {
         let Some(author) = self.client_mut(from).map(|c| c.author) else { return };
         if self.link.is_some() {
-            self.share(from, Op::Redo { author }, false);
+            if self.can_share() {
+                self.share(from, Op::Redo { author }, false);
+            }
             return;
         }
         let outcome = self.apply(Op::Redo { author });
@@ -655,6 +685,9 @@ impl Hub {
     fn on_shared(&mut self, entries: Vec<Entry>) {
         for Entry { id, op, origin } in entries {
             let own = self.link.as_ref().is_some_and(|link| link.server == origin.server);
+            if own {
+                self.link_read = self.link_read.max(origin.seq);
+            }
             if !self.exists {
                 self.exists = true;
                 self.registry.exists(&self.name);
@@ -702,6 +735,7 @@ impl Hub {
             None => {
                 info!("board {}: shared with the other servers again", self.name);
                 self.unshared = None;
+                self.told_unshared_limit = false;
                 self.send_to_v2(&protocol::notice("shared", "the board is shared with the other servers again"));
                 self.resync_when_settled = true;
                 self.settle();

@@ -96,6 +96,13 @@ impl Cluster {
     }
 }
 
+/// Operations of one board a server may have handed to its link and not yet
+/// read back from the stream; past it (Redis unreachable for long under
+/// heavy drawing) a server takes no more operations on the board until Redis
+/// is back. At the default rate limit that is minutes of a busy board, and a
+/// few tens of MB at most.
+pub const MAX_UNSHARED_OPS: u64 = 200_000;
+
 /// Why the cluster cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterError(pub String);

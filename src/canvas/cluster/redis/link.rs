@@ -4,8 +4,8 @@
 //!
 //! Both retry with backoff while Redis cannot be reached and tell the hub
 //! when the board stops and starts being shared ([`Event::SharedState`]).
-//! The appender keeps what it could not append, up to [`MAX_HELD_OPS`], and
-//! retries the same operation numbers, so a batch whose answer was lost is
+//! The appender keeps what it could not append (the hub bounds how much:
+//! [`crate::canvas::cluster::MAX_UNSHARED_OPS`]) and retries the same operation numbers, so a batch whose answer was lost is
 //! not appended twice ([`keys::APPEND`]). The reader checks that every entry
 //! names the one it read before; if the stream was trimmed past it (it was
 //! cut off while the others compacted), it asks the hub to reload the board
@@ -28,10 +28,6 @@ use crate::canvas::model::Op;
 use crate::canvas::store::oplog::{self, Line};
 use crate::metrics::add;
 
-/// Operations held while Redis cannot be reached; beyond this new ones are
-/// dropped (and logged): at the default rate limit that is minutes of one
-/// busy board's drawing, a few tens of MB at most.
-const MAX_HELD_OPS: usize = 200_000;
 /// Entries read per XREAD.
 const READ_BATCH: usize = 512;
 /// How long one XREAD waits for new entries (the reader then checks that its hub is still there).
@@ -111,17 +107,16 @@ impl Link {
         let mut snapshot: Option<Snapshot> = None;
         let mut conn: Option<MultiplexedConnection> = None;
         let mut backoff = Backoff::new();
-        let mut dropped = 0u64;
         let mut open = true;
         while open || !held.is_empty() {
             if held.is_empty() && snapshot.is_none() {
                 match msgs.recv().await {
-                    Ok(msg) => self.take(msg, &mut held, &mut snapshot, &mut dropped),
+                    Ok(msg) => self.take(msg, &mut held, &mut snapshot),
                     Err(_) => open = false,
                 }
             }
             while let Ok(msg) = msgs.try_recv() {
-                self.take(msg, &mut held, &mut snapshot, &mut dropped);
+                self.take(msg, &mut held, &mut snapshot);
             }
             if open && msgs.is_closed() && msgs.is_empty() {
                 open = false;
@@ -154,19 +149,9 @@ impl Link {
         debug!("board {}: link {} ended", self.board, self.id);
     }
 
-    fn take(&self, msg: LinkMsg, held: &mut VecDeque<Held>, snapshot: &mut Option<Snapshot>, dropped: &mut u64) {
+    fn take(&self, msg: LinkMsg, held: &mut VecDeque<Held>, snapshot: &mut Option<Snapshot>) {
         match msg {
             LinkMsg::Append { op, seq, from } => {
-                if held.len() >= MAX_HELD_OPS {
-                    *dropped += 1;
-                    if dropped.is_power_of_two() {
-                        error!(
-                            "board {}: {MAX_HELD_OPS} operations wait for Redis; {dropped} newer one(s) dropped",
-                            self.board
-                        );
-                    }
-                    return;
-                }
                 held.push_back(Held { seq, line: op_line(&op), origin: self.origin(seq, from) });
             }
             LinkMsg::Count(count) => {
