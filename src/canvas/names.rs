@@ -64,7 +64,7 @@ pub fn valid_name(name: &str) -> bool {
     (1..=MAX_NAME_CHARS).contains(&name.len()) && name.bytes().all(is_name_byte)
 }
 
-/// A view token as [`new_token`] makes them (any other string is unknown anyway).
+/// A view token as the store makes them (any other string is unknown anyway).
 pub fn valid_token(token: &str) -> bool {
     (16..=64).contains(&token.len()) && token.bytes().all(is_name_byte)
 }

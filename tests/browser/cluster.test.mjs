@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   ROOT, SHOTS, WAIT, Server, launch, closeBrowser, openPage, eventually, waitForCount, inkAt, waitForInk,
-  waitForNoInk, setTool, mouseStroke, state, pixelDigest, assertNoPageErrors,
+  waitForNoInk, setTool, mouseStroke, state, pixelDigest, assertNoPageErrors, waitForBanner,
 } from './lib.mjs';
 
 const SERVER_BIN = process.env.SMOLCANVAS_REDIS_BIN || join(ROOT, 'target/debug/smolcanvas-redis');
@@ -33,6 +33,8 @@ const BOARD = 'cluster';
 const RED = [224, 49, 49], BLUE = [25, 113, 194];
 const RED_LINE = [[200, 200], [1000, 200]], RED_MID = [600, 200];
 const BLUE_LINE = [[200, 500], [1000, 500]], BLUE_MID = [600, 500];
+const GREEN = [47, 158, 68];
+const GREEN_LINE = [[200, 350], [1000, 350]], GREEN_MID = [600, 350];
 
 function onPath(name) {
   try {
@@ -58,6 +60,17 @@ class Redis {
   async start() {
     this.dir = mkdtempSync(join(tmpdir(), 'smolcanvas-redis-'));
     this.port = await freePort();
+    await this.run();
+  }
+
+  // Kills redis-server (SIGKILL: no goodbye to its clients) and waits for it to be gone.
+  async kill() {
+    this.proc.kill('SIGKILL');
+    await this.exited;
+  }
+
+  // Starts redis-server on this Redis's port and directory (again, after `kill()`: its append-only file is read back).
+  async run() {
     this.proc = spawn(REDIS_SERVER, [
       '--bind', '127.0.0.1', '--port', String(this.port), '--dir', this.dir, '--daemonize', 'no', '--logfile', '',
       '--appendonly', 'yes', '--appendfsync', 'always', '--save', '',
@@ -176,6 +189,30 @@ describe('cluster mode: two servers, one Redis, one board', { skip, timeout: 90_
 
   it('both pages still count 2', async () => {
     await Promise.all([waitForCount(page1, 2), waitForCount(page2, 2)]);
+  });
+
+  it('while Redis is down both pages say so; what page 1 draws meanwhile reaches page 2 once it is back', async () => {
+    await redis.kill();
+    for (const page of [page1, page2]) {
+      const text = await waitForBanner(page, 'not_shared', 15_000);
+      assert.match(text, /cannot reach the other servers/i);
+    }
+    await page1.screenshot({ path: join(SHOTS, 'cluster-not-shared.png') });
+    await setTool(page1, { color: '#2f9e44', width: 12 });
+    await mouseStroke(page1, GREEN_LINE, 20);
+    assert.ok(await inkAt(page1, ...GREEN_MID, { rgb: GREEN }), 'page 1 keeps drawing');
+    assert.equal(await inkAt(page2, ...GREEN_MID, { r: 10 }), false, 'page 2 cannot see it while Redis is down');
+    await redis.run();
+    for (const page of [page1, page2]) {
+      await page.waitForSelector('[data-testid=banner]', { state: 'hidden', timeout: 20_000 });
+    }
+    await waitForInk(page2, ...GREEN_MID, { rgb: GREEN });
+    assert.ok(await inkAt(page1, ...GREEN_MID, { rgb: GREEN }), 'page 1 still shows its stroke after the resync');
+    let digests = [];
+    await eventually(async () => {
+      digests = await Promise.all([page1, page2].map((p) => p.evaluate(pixelDigest)));
+      return digests[0] === digests[1];
+    }, () => `the two pages to show the same pixels after Redis came back (${digests.join(' ')})`, WAIT);
   });
 
   it('raises no script errors in any page', () => {
