@@ -216,6 +216,9 @@ impl Canvas {
             .map(|url| Cluster::open(url, config.redis_append_batch, config.redis_keep))
             .transpose()
             .map_err(OpenError::Cluster)?;
+        if let Some(cluster) = &cluster {
+            cluster.import(&config.data_dir).map_err(OpenError::Cluster)?;
+        }
         let config = Arc::new(config);
         let metrics = Arc::new(CanvasMetrics::default());
         let registry = Registry::open(config.clone(), metrics.clone(), cluster.clone()).map_err(OpenError::Store)?;

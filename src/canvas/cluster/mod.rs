@@ -45,6 +45,11 @@ impl Cluster {
     }
 
     /// Never called: there is no cluster.
+    pub fn import(&self, _data_dir: &std::path::Path) -> Result<usize, ClusterError> {
+        match *self {}
+    }
+
+    /// Never called: there is no cluster.
     pub async fn prepare(&self, _data_dir: &std::path::Path, _name: &str) -> Result<Prepared, ClusterError> {
         match *self {}
     }

@@ -312,6 +312,39 @@ fn list_floors(dir: &Path, current: u64, clean_up: bool) -> Result<u64, StoreErr
     Ok(highest)
 }
 
+/// The folder of board `name` in `data_dir`.
+pub fn board_folder(data_dir: &Path, name: &str) -> PathBuf {
+    board_dir(data_dir, name)
+}
+
+/// Board `name` as its files hold it, to move it elsewhere (Redis): its log
+/// as written (header first; a board never compacted gets a header of its
+/// own) and the floor PNG the header names (`None` for a white floor).
+pub fn read_for_export(data_dir: &Path, name: &str) -> Result<(String, Option<Vec<u8>>), StoreError> {
+    let dir = board_dir(data_dir, name);
+    let log_path = dir.join(LOG_FILE);
+    let mut log = String::from_utf8_lossy(&read_optional(&log_path)?.unwrap_or_default()).into_owned();
+    let header = match log.lines().next().map(oplog::parse_line) {
+        Some(Ok(oplog::Line::Header(header))) => header,
+        _ => {
+            let mut fresh = String::new();
+            oplog::write_header(Header { floor: 0, committed: 0 }, &mut fresh);
+            log.insert_str(0, &fresh);
+            Header { floor: 0, committed: 0 }
+        }
+    };
+    if header.floor == 0 {
+        return Ok((log, None));
+    }
+    let floor_path = dir.join(floor_file(header.floor));
+    match read_optional(&floor_path)? {
+        Some(png) => Ok((log, Some(png))),
+        None => {
+            Err(StoreError::Corrupt { path: floor_path, problem: "the log names this floor, which is missing".into() })
+        }
+    }
+}
+
 /// Replaces board `name`'s folder by a board read from elsewhere (Redis):
 /// `view` its token (`None`: the board does not exist, the folder is
 /// removed), `log` its compacted log (`None`: nothing but the header of an

@@ -84,6 +84,16 @@ redis.call('XTRIM', KEYS[3], 'MINID', minid)
 return 1
 ";
 
+/// Makes a board that Redis does not know from a single server's files:
+/// `KEYS` snap, ops, boards; `ARGV` log, floor, name. Answers 1 when
+/// stored, 0 when Redis has the board already (then it is left alone).
+pub const IMPORT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'upto', '0-0', 'log', ARGV[1], 'floor', ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[3])
+return 1
+";
+
 /// A stream id `ms-n`, ordered as Redis orders them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct StreamId(pub u64, pub u64);

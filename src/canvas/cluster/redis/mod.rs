@@ -2,6 +2,7 @@
 //! secret and board list, the client counts every server publishes, and one
 //! [`link`] task pair per loaded board.
 
+mod import;
 mod keys;
 mod link;
 mod prepare;
@@ -141,6 +142,13 @@ impl Cluster {
             Some(Err(e)) => Err(format!("cannot connect: {e}")),
             None => Err(format!("no answer to connecting within {CONNECT_TIMEOUT:?}")),
         }
+    }
+
+    /// Moves the boards of a single server's `data_dir` into Redis, the first
+    /// time it is used with `--redis` (blocking, at start-up); a board Redis
+    /// has already is left to Redis. Answers how many were moved.
+    pub fn import(&self, data_dir: &std::path::Path) -> Result<usize, ClusterError> {
+        smol::block_on(import::import(self, data_dir))
     }
 
     /// Starts the tasks that publish this server's counts and read the others'.
