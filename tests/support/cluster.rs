@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use futures_lite::future;
 use serde_json::Value;
 
-use crate::redis::free_port;
+use crate::redis::{Redis, free_port, stream_id};
 use crate::support::*;
 
 /// The bound on each wait for something that crosses servers (a relay, a count, a notice).
@@ -111,6 +111,42 @@ impl Node {
     /// Every stderr line so far, without waiting.
     pub fn log_so_far(&mut self) -> Vec<String> {
         self.process.log_so_far().to_vec()
+    }
+}
+
+/// A board as Redis holds it: its snapshot and the stream entries left.
+#[derive(Debug)]
+pub struct Stored {
+    /// The snapshot's `upto` (`None` before the first snapshot).
+    pub upto: Option<String>,
+    /// The snapshot's compacted log.
+    pub log: String,
+    /// The stream's entries, oldest first: each id with its fields.
+    pub entries: Vec<(String, BTreeMap<String, String>)>,
+}
+
+impl Stored {
+    /// Reads board `board`'s snapshot and stream, again if a snapshot was stored in between
+    /// (bounded by [`STEP`]), so that they go together.
+    pub fn read(redis: &Redis, board: &str) -> Stored {
+        let (snap, ops) = (format!("smolcanvas:board:{board}:snap"), format!("smolcanvas:board:{board}:ops"));
+        let start = Instant::now();
+        loop {
+            let upto = redis.string(&["HGET", &snap, "upto"]);
+            let log = redis.string(&["HGET", &snap, "log"]).unwrap_or_default();
+            let entries = redis.entries(&["XRANGE", &ops, "-", "+"]);
+            if redis.string(&["HGET", &snap, "upto"]) == upto {
+                return Stored { upto, log, entries };
+            }
+            assert!(start.elapsed() < STEP, "{snap} keeps changing for {STEP:?}");
+        }
+    }
+
+    /// The ids of the entries the snapshot holds that the stream still has (trimming keeps the
+    /// last `--redis-keep-secs` of them).
+    pub fn kept(&self) -> Vec<&str> {
+        let upto = self.upto.as_deref().map_or((0, 0), stream_id);
+        self.entries.iter().map(|(id, _)| id.as_str()).filter(|id| stream_id(id) <= upto).collect()
     }
 }
 
