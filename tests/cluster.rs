@@ -738,9 +738,7 @@ fn the_stream_stays_bounded_once_snapshots_trim_it() {
 
         // The board's newest strokes, in the stream's order: the snapshot's live strokes, then
         // the entries after it.
-        let mut live: Vec<u32> = stored.log.lines().filter_map(restored_seq).collect();
-        live.extend(stored.entries.iter().map(|(id, fields)| entry_seq(id, fields)));
-        let live = live[live.len().saturating_sub(WINDOW)..].to_vec();
+        let live = stored.newest(WINDOW);
         assert_eq!(live.len(), WINDOW, "the board's newest strokes");
 
         // A third server with an empty data dir; a newcomer on each server gets the same board.
@@ -748,15 +746,7 @@ fn the_stream_stays_bounded_once_snapshots_trim_it() {
         let c = nodes[2].addr();
         let mut floors = Vec::new();
         for (server, addr) in [("A", a), ("B", b), ("C", c)] {
-            // Each server paints what left the window into the floor in the background.
-            let start = Instant::now();
-            let (floor, seqs) = loop {
-                let (floor, seqs) = newcomer(addr, &path).await;
-                if seqs.len() <= live.len() || start.elapsed() > FAULT {
-                    break (floor, seqs);
-                }
-                smol::Timer::after(Duration::from_millis(200)).await;
-            };
+            let (floor, seqs) = newcomer_settled(addr, &path, live.len()).await;
             assert_eq!(ranges(&seqs), ranges(&live), "the live strokes on {server}: the newest {WINDOW}, in order");
             assert!(!floor.is_empty(), "{server}: the older strokes are in the floor");
             floors.push((server, Image::from_data_url(&floor)));
@@ -777,69 +767,12 @@ fn the_stream_stays_bounded_once_snapshots_trim_it() {
     });
 }
 
-/// Flags that make a board's stream short-lived: a small undo window, a short flush interval, no
-/// margin kept after a snapshot (1 ms, the least the flag takes), and a rate limit that lets a test
-/// draw thousands of strokes fast.
-const TRIMMING: [&str; 10] = [
-    "--undo-strokes",
-    "20",
-    "--flush-interval",
-    "0.05",
-    "--redis-keep-secs",
-    "0.001",
-    "--rate-limit",
-    "1000000",
-    "--rate-burst",
-    "1000000",
-];
-
-/// The undo window of [`TRIMMING`].
-const WINDOW: usize = 20;
-
 /// Draws per drawer in the bulk: together more than twice what one compaction covers.
 const BULK: usize = 6000;
 
 /// Entries the stream may hold once the servers are done compacting: what makes a log worth
 /// compacting (the store's slack of 10 000 weight units, two per draw), with some room.
 const MOST_LEFT: i64 = 5_200;
-
-/// The strokes numbered `range` (each one segment, its start unique, so `draw_seq` tells them
-/// apart): slanted and in two colours, so that a picture depends on their order.
-fn strokes(range: std::ops::Range<usize>) -> Vec<String> {
-    range
-        .map(|g| {
-            let (x, y) = (10 + (g % 1200) as u32, 10 + (g / 1200) as u32 * 6);
-            let color = if g % 2 == 0 { "#c03030" } else { "#3030c0" };
-            segment(color, (x, y), (x + 30, y + 60 + (g % 7) as u32 * 20), 3)
-        })
-        .collect()
-}
-
-/// Sends `parts` (each a stroke of its own) as fast as the socket takes them, reading what
-/// arrives every few sends.
-async fn draw_fast(client: &mut Client, parts: &[String]) {
-    for (i, part) in parts.iter().enumerate() {
-        let text = if client.v2 { with_stroke(part, draw_seq(part)) } else { part.clone() };
-        client.peer.send(text).await;
-        if i % 32 == 0 {
-            client.catch_up().await;
-        }
-    }
-}
-
-/// The draw of a `restore` line of a snapshot's log (a stroke of one draw), as `draw_seq` numbers it.
-fn restored_seq(line: &str) -> Option<u32> {
-    let item: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("a log line {line:?}: {e}"));
-    (item["op"] == "restore").then(|| draw_seq(&item["draws"][0].to_string()))
-}
-
-/// The draw of a stream entry, as `draw_seq` numbers it.
-fn entry_seq(id: &str, fields: &std::collections::BTreeMap<String, String>) -> u32 {
-    let op = fields.get("op").unwrap_or_else(|| panic!("no op in entry {id}"));
-    let op: serde_json::Value = serde_json::from_str(op).unwrap_or_else(|e| panic!("entry {id}: {op:?}: {e}"));
-    assert_eq!(op["op"], "draw", "entry {id} is a draw");
-    draw_seq(&op["draw"].to_string())
-}
 
 /// Waits (bounded by [`FAULT`]) until the metric `name` summed over `nodes` is `value`.
 async fn wait_total(nodes: &[Node], name: &str, value: u64) {
@@ -875,27 +808,6 @@ impl StreamWatch {
             self.uptos.push(upto);
         }
     }
-}
-
-/// Asserts that two pictures match pixel for pixel, within a little (anti-aliasing).
-fn assert_same_pixels(one: &Image, other: &Image, what: &str) {
-    assert_eq!((one.width, one.height), (other.width, other.height), "{what}: sizes");
-    let mut differ = Vec::new();
-    for y in 0..one.height {
-        for x in 0..one.width {
-            if !near_color(one.pixel(x, y), other.pixel(x, y)) {
-                differ.push((x, y));
-            }
-        }
-    }
-    assert!(
-        differ.is_empty(),
-        "{what}: {} pixels differ, first {:?}: {:?} against {:?}",
-        differ.len(),
-        differ[..differ.len().min(5)].to_vec(),
-        differ.first().map(|&(x, y)| one.pixel(x, y)),
-        differ.first().map(|&(x, y)| other.pixel(x, y))
-    );
 }
 
 #[test]
