@@ -108,6 +108,18 @@ impl Node {
         }
     }
 
+    /// Its id among the servers sharing Redis (random per run), from its log.
+    pub fn server_id(&mut self) -> String {
+        let marker = " as server ";
+        let log = self.log_so_far();
+        let line = log
+            .iter()
+            .find(|line| line.contains(marker))
+            .unwrap_or_else(|| panic!("{}: no server id in its log", self.name));
+        let rest = &line[line.find(marker).expect("the marker") + marker.len()..];
+        rest.split_whitespace().next().unwrap_or_default().to_string()
+    }
+
     /// Every stderr line so far, without waiting.
     pub fn log_so_far(&mut self) -> Vec<String> {
         self.process.log_so_far().to_vec()
