@@ -33,6 +33,7 @@ mod cluster;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
@@ -75,9 +76,10 @@ fn must(args: &[&str]) {
 }
 
 /// A network namespace for server A, with two veth pairs to this host: `client` (the test talks to
-/// A over it) and `redis` (A's path to Redis). Names carry this process's id (at most 15
-/// characters), the addresses are two /30s in 10.213.0.0/16 picked from it too; all of it is
-/// deleted when dropped.
+/// A over it) and `redis` (A's path to Redis). Names carry this process's id and the namespace's
+/// number in this process (tests run in parallel; at most 15 characters), the addresses are two
+/// /30s in 10.213.0.0/16 (10.214 for the second namespace, and so on) picked from them too; all of
+/// it is deleted when dropped.
 struct Netns {
     name: String,
     /// The host ends of the client and Redis pairs.
@@ -91,13 +93,16 @@ struct Netns {
 impl Netns {
     /// Creates the namespace and its links, or says why it cannot.
     fn create() -> Result<Netns, String> {
+        static MADE: AtomicU8 = AtomicU8::new(0);
+        let number = MADE.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
         let (third, fourth) = (((pid >> 5) & 0xff) as u8, ((pid & 0x1f) * 8) as u8);
-        let at = |n: u8| Ipv4Addr::new(10, 213, third, fourth + n);
+        let at = |n: u8| Ipv4Addr::new(10, 213 + number, third, fourth + n);
+        let id = format!("{pid}{}", char::from(b'a' + number));
         let ns = Netns {
-            name: format!("scns{pid}"),
-            client_host: format!("scch{pid}"),
-            redis_host: format!("scrh{pid}"),
+            name: format!("scns{id}"),
+            client_host: format!("scch{id}"),
+            redis_host: format!("scrh{id}"),
             client_ips: (at(1), at(2)),
             redis_ips: (at(5), at(6)),
         };
@@ -110,7 +115,7 @@ impl Netns {
         }
         ip(&["netns", "add", &ns.name])?;
         // From here on, Drop cleans up whatever was made.
-        let (client_ns, redis_ns) = (format!("sccn{pid}"), format!("scrn{pid}"));
+        let (client_ns, redis_ns) = (format!("sccn{id}"), format!("scrn{id}"));
         let n = ns.name.clone();
         ip(&["netns", "exec", &n, "ip", "link", "set", "lo", "up"])?;
         for (host, inside, (host_ip, ns_ip)) in
