@@ -16,7 +16,9 @@
 //! - a Redis restart keeps every client connected and drawing (`not_shared`, `degraded:`), then
 //!   shares what was drawn meanwhile exactly once (`shared`); Redis killed while both servers are
 //!   appending loses and repeats nothing;
-//! - compaction writes the board's snapshot to Redis, which a server with an empty data dir loads.
+//! - compaction writes the board's snapshot to Redis, which a server with an empty data dir loads;
+//!   with a short `--redis-keep-secs` each snapshot trims the board's stream, which stays shorter
+//!   than what one compaction covers however much is drawn, and the board stays whole everywhere.
 //!
 //! It needs `redis-server` (Debian's `redis-server`), and nginx for the round-robin case. Without
 //! them a test says on stderr that it did not run and passes, unless `SMOLCANVAS_REQUIRE_REDIS`
@@ -679,25 +681,147 @@ fn compaction_writes_a_snapshot_that_a_new_server_loads_whole() {
     });
 }
 
-/// Asserts that two pictures match pixel for pixel, within a little (anti-aliasing).
-fn assert_same_pixels(one: &Image, other: &Image, what: &str) {
-    assert_eq!((one.width, one.height), (other.width, other.height), "{what}: sizes");
-    let mut differ = Vec::new();
-    for y in 0..one.height {
-        for x in 0..one.width {
-            if !near_color(one.pixel(x, y), other.pixel(x, y)) {
-                differ.push((x, y));
+#[test]
+fn the_stream_stays_bounded_once_snapshots_trim_it() {
+    let test = "the_stream_stays_bounded_once_snapshots_trim_it";
+    let Some((redis, mut nodes)) = start_cluster(test, 2, &TRIMMING) else { return };
+    let (a, b) = (nodes[0].addr(), nodes[1].addr());
+    let path = ws_path("bounded");
+    let (ops, snap) = ("smolcanvas:board:bounded:ops", "smolcanvas:board:bounded:snap");
+    smol::block_on(async {
+        let mut a1 = Client::join(a, &path, true, "a1 (v2 on A)").await;
+        let mut b1 = Client::join(b, &path, false, "b1 (v1 on B)").await;
+        let (from_a, from_b) = (strokes(0..BULK), strokes(BULK..2 * BULK));
+        // The board's first save compacts (there is no log yet): its first snapshot.
+        draw_fast(&mut a1, &from_a[..1]).await;
+        let start = Instant::now();
+        let first = loop {
+            if let Some(upto) = redis.string(&["HGET", snap, "upto"]) {
+                break upto;
             }
+            assert!(start.elapsed() < FAULT, "no snapshot after {FAULT:?}");
+            smol::Timer::after(Duration::from_millis(20)).await;
+        };
+        let started = Instant::now();
+        future::zip(draw_fast(&mut a1, &from_a[1..]), draw_fast(&mut b1, &from_b)).await;
+        // Each gets the other's last draw: everything before it was read by both servers.
+        for (client, last) in [(&mut a1, draw_seq(&from_b[BULK - 1])), (&mut b1, draw_seq(&from_a[BULK - 1]))] {
+            let got =
+                client.pump_until(FAULT, "the other drawer's last draw", |c| c.received.last() == Some(&last)).await;
+            assert!(got, "{}: the other drawer's last draw did not arrive", client.name);
+        }
+        let appended = 2 * BULK as u64;
+        wait_total(&nodes, "smolcanvas_redis_appends_total", appended).await;
+        eprintln!("{appended} draws appended and read by both servers {:?} after the first", started.elapsed());
+
+        // The servers compact their copies as they catch up (painting what left the undo window):
+        // the lease holder's snapshots trim the stream. Compaction comes once the log outgrows
+        // its compacted form by the store's slack (COMPACT_SLACK, 10 000 units: 5 000 draws), so
+        // once they are done the stream holds fewer entries than that.
+        let mut seen = StreamWatch { xlen: 0, uptos: vec![first] };
+        let start = Instant::now();
+        loop {
+            seen.look(&redis, ops, snap);
+            if seen.xlen <= MOST_LEFT {
+                break;
+            }
+            assert!(start.elapsed() < FAULT, "the stream is still this long after {FAULT:?}: {seen:?}");
+            smol::Timer::after(Duration::from_millis(100)).await;
+        }
+        eprintln!("{:?} after the last draw: {seen:?}", start.elapsed());
+        assert!(
+            seen.xlen * 2 < appended as i64,
+            "the stream holds {} entries of {appended} appended: not trimmed",
+            seen.xlen
+        );
+        let (first, last) = (&seen.uptos[0], &seen.uptos[seen.uptos.len() - 1]);
+        assert!(stream_id(last) > stream_id(first), "the snapshot's upto did not advance: {seen:?}");
+        let stored = Stored::read(&redis, "bounded");
+        let upto = stored.upto.clone().expect("an upto");
+        assert_eq!(stored.entries.len() as i64, redis.int(&["XLEN", ops]), "XRANGE and XLEN agree");
+        // Trimmed up to the snapshot, keeping what was appended in its last millisecond at most.
+        let kept = stored.kept();
+        assert!(
+            kept.iter().all(|id| stream_id(id).0 + 1 >= stream_id(&upto).0),
+            "entries the snapshot ({upto}) holds are left in the stream: {kept:?}"
+        );
+        let snapshots = nodes[0].metric("smolcanvas_redis_snapshots_total").await
+            + nodes[1].metric("smolcanvas_redis_snapshots_total").await;
+        assert!(snapshots >= 2, "{snapshots} snapshots stored for {appended} draws");
+        eprintln!("snap upto {upto}, {} entries after it, {snapshots} snapshots stored", stored.entries.len());
+
+        // The board's newest strokes, in the stream's order: the snapshot's live strokes, then
+        // the entries after it.
+        let live = stored.newest(WINDOW);
+        assert_eq!(live.len(), WINDOW, "the board's newest strokes");
+
+        // A third server with an empty data dir; a newcomer on each server gets the same board.
+        nodes.push(Node::start("C", &redis.url(), &TRIMMING));
+        let c = nodes[2].addr();
+        let mut floors = Vec::new();
+        for (server, addr) in [("A", a), ("B", b), ("C", c)] {
+            let (floor, seqs) = newcomer_settled(addr, &path, live.len()).await;
+            assert_eq!(ranges(&seqs), ranges(&live), "the live strokes on {server}: the newest {WINDOW}, in order");
+            assert!(!floor.is_empty(), "{server}: the older strokes are in the floor");
+            floors.push((server, Image::from_data_url(&floor)));
+        }
+        for (server, floor) in &floors[1..] {
+            assert_same_pixels(&floors[0].1, floor, &format!("the floor of A and {server}"));
+        }
+        let png_a = fetch_png(a, "/b/bounded/board.png", "bounded.png").await;
+        for (server, addr) in [("B", b), ("C", c)] {
+            let png = fetch_png(addr, "/b/bounded/board.png", "bounded.png").await;
+            assert_same_pixels(&png_a, &png, &format!("board.png of A and {server}"));
+        }
+        eprintln!("the test took {:?}", started.elapsed());
+        for client in [a1, b1] {
+            assert!(client.duplicates.is_empty(), "{}: {:?}", client.name, client.duplicates);
+            client.close().await;
+        }
+    });
+}
+
+/// Draws per drawer in the bulk: together more than twice what one compaction covers.
+const BULK: usize = 6000;
+
+/// Entries the stream may hold once the servers are done compacting: what makes a log worth
+/// compacting (the store's slack of 10 000 weight units, two per draw), with some room.
+const MOST_LEFT: i64 = 5_200;
+
+/// Waits (bounded by [`FAULT`]) until the metric `name` summed over `nodes` is `value`.
+async fn wait_total(nodes: &[Node], name: &str, value: u64) {
+    let start = Instant::now();
+    loop {
+        let mut total = 0;
+        for node in nodes {
+            total += node.metric(name).await;
+        }
+        if total == value {
+            return;
+        }
+        assert!(start.elapsed() < FAULT, "{name} summed over the servers is {total}, not {value}, after {FAULT:?}");
+        smol::Timer::after(Duration::from_millis(50)).await;
+    }
+}
+
+/// What a test saw of a board's stream and snapshot.
+#[derive(Debug)]
+struct StreamWatch {
+    /// The stream's length the last time.
+    xlen: i64,
+    /// Each different `upto` seen, in order.
+    uptos: Vec<String>,
+}
+
+impl StreamWatch {
+    fn look(&mut self, redis: &Redis, ops: &str, snap: &str) {
+        self.xlen = redis.int(&["XLEN", ops]);
+        if let Some(upto) = redis.string(&["HGET", snap, "upto"])
+            && self.uptos.last() != Some(&upto)
+        {
+            self.uptos.push(upto);
         }
     }
-    assert!(
-        differ.is_empty(),
-        "{what}: {} pixels differ, first {:?}: {:?} against {:?}",
-        differ.len(),
-        differ[..differ.len().min(5)].to_vec(),
-        differ.first().map(|&(x, y)| one.pixel(x, y)),
-        differ.first().map(|&(x, y)| other.pixel(x, y))
-    );
 }
 
 #[test]

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use futures_lite::future;
 use serde_json::Value;
 
-use crate::redis::free_port;
+use crate::redis::{Redis, free_port, stream_id};
 use crate::support::*;
 
 /// The bound on each wait for something that crosses servers (a relay, a count, a notice).
@@ -108,10 +108,131 @@ impl Node {
         }
     }
 
+    /// Its id among the servers sharing Redis (random per run), from its log.
+    pub fn server_id(&mut self) -> String {
+        let marker = " as server ";
+        let log = self.log_so_far();
+        let line = log
+            .iter()
+            .find(|line| line.contains(marker))
+            .unwrap_or_else(|| panic!("{}: no server id in its log", self.name));
+        let rest = &line[line.find(marker).expect("the marker") + marker.len()..];
+        rest.split_whitespace().next().unwrap_or_default().to_string()
+    }
+
     /// Every stderr line so far, without waiting.
     pub fn log_so_far(&mut self) -> Vec<String> {
         self.process.log_so_far().to_vec()
     }
+}
+
+/// A board as Redis holds it: its snapshot and the stream entries left.
+#[derive(Debug)]
+pub struct Stored {
+    /// The snapshot's `upto` (`None` before the first snapshot).
+    pub upto: Option<String>,
+    /// The snapshot's compacted log.
+    pub log: String,
+    /// The stream's entries, oldest first: each id with its fields.
+    pub entries: Vec<(String, BTreeMap<String, String>)>,
+}
+
+impl Stored {
+    /// Reads board `board`'s snapshot and stream, again if a snapshot was stored in between
+    /// (bounded by [`STEP`]), so that they go together.
+    pub fn read(redis: &Redis, board: &str) -> Stored {
+        let (snap, ops) = (format!("smolcanvas:board:{board}:snap"), format!("smolcanvas:board:{board}:ops"));
+        let start = Instant::now();
+        loop {
+            let upto = redis.string(&["HGET", &snap, "upto"]);
+            let log = redis.string(&["HGET", &snap, "log"]).unwrap_or_default();
+            let entries = redis.entries(&["XRANGE", &ops, "-", "+"]);
+            if redis.string(&["HGET", &snap, "upto"]) == upto {
+                return Stored { upto, log, entries };
+            }
+            assert!(start.elapsed() < STEP, "{snap} keeps changing for {STEP:?}");
+        }
+    }
+
+    /// The draws on the board that the snapshot holds live, then those of the entries after
+    /// it: the board's strokes above its floor, in the stream's order (each a stroke of one draw).
+    pub fn draws(&self) -> Vec<u32> {
+        let upto = self.upto.as_deref().map_or((0, 0), stream_id);
+        let mut draws: Vec<u32> = self.log.lines().filter_map(restored_seq).collect();
+        let after = self.entries.iter().filter(|(id, _)| stream_id(id) > upto);
+        draws.extend(after.map(|(id, fields)| entry_seq(id, fields)));
+        draws
+    }
+
+    /// The newest `n` of [`Stored::draws`].
+    pub fn newest(&self, n: usize) -> Vec<u32> {
+        let draws = self.draws();
+        draws[draws.len().saturating_sub(n)..].to_vec()
+    }
+
+    /// The ids of the entries the snapshot holds that the stream still has (trimming keeps the
+    /// last `--redis-keep-secs` of them).
+    pub fn kept(&self) -> Vec<&str> {
+        let upto = self.upto.as_deref().map_or((0, 0), stream_id);
+        self.entries.iter().map(|(id, _)| id.as_str()).filter(|id| stream_id(id) <= upto).collect()
+    }
+}
+
+/// Flags that make a board's stream short-lived: a small undo window, a short flush interval, no
+/// margin kept after a snapshot (1 ms, the least the flag takes), and a rate limit that lets a test
+/// draw thousands of strokes fast.
+pub const TRIMMING: [&str; 10] = [
+    "--undo-strokes",
+    "20",
+    "--flush-interval",
+    "0.05",
+    "--redis-keep-secs",
+    "0.001",
+    "--rate-limit",
+    "1000000",
+    "--rate-burst",
+    "1000000",
+];
+
+/// The undo window of [`TRIMMING`].
+pub const WINDOW: usize = 20;
+
+/// The strokes numbered `range` (each one segment, its start unique, so `draw_seq` tells them
+/// apart): slanted and in two colours, so that a picture depends on their order.
+pub fn strokes(range: std::ops::Range<usize>) -> Vec<String> {
+    range
+        .map(|g| {
+            let (x, y) = (10 + (g % 1200) as u32, 10 + (g / 1200) as u32 * 6);
+            let color = if g % 2 == 0 { "#c03030" } else { "#3030c0" };
+            segment(color, (x, y), (x + 30, y + 60 + (g % 7) as u32 * 20), 3)
+        })
+        .collect()
+}
+
+/// Sends `parts` (each a stroke of its own) as fast as the socket takes them, reading what
+/// arrives every few sends.
+pub async fn draw_fast(client: &mut Client, parts: &[String]) {
+    for (i, part) in parts.iter().enumerate() {
+        let text = if client.v2 { with_stroke(part, draw_seq(part)) } else { part.clone() };
+        client.peer.send(text).await;
+        if i % 32 == 0 {
+            client.catch_up().await;
+        }
+    }
+}
+
+/// The draw of a `restore` line of a snapshot's log (a stroke of one draw), as `draw_seq` numbers it.
+pub fn restored_seq(line: &str) -> Option<u32> {
+    let item: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("a log line {line:?}: {e}"));
+    (item["op"] == "restore").then(|| draw_seq(&item["draws"][0].to_string()))
+}
+
+/// The draw of a stream entry, as `draw_seq` numbers it.
+pub fn entry_seq(id: &str, fields: &BTreeMap<String, String>) -> u32 {
+    let op = fields.get("op").unwrap_or_else(|| panic!("no op in entry {id}"));
+    let op: Value = serde_json::from_str(op).unwrap_or_else(|e| panic!("entry {id}: {op:?}: {e}"));
+    assert_eq!(op["op"], "draw", "entry {id} is a draw");
+    draw_seq(&op["draw"].to_string())
 }
 
 /// The socket path of board `name`.
@@ -510,6 +631,20 @@ pub async fn newcomer(addr: SocketAddr, path: &str) -> (String, Vec<u32>) {
     (floor, draws.iter().map(|d| draw_seq(d)).collect())
 }
 
+/// What a lone v1 newcomer on `path` at `addr` gets once the server has painted what left the
+/// undo window into the floor (it does so in the background): asked again (bounded by [`FAULT`])
+/// while it gets more than `live` draws above the floor.
+pub async fn newcomer_settled(addr: SocketAddr, path: &str, live: usize) -> (String, Vec<u32>) {
+    let start = Instant::now();
+    loop {
+        let (floor, seqs) = newcomer(addr, path).await;
+        if seqs.len() <= live || start.elapsed() > FAULT {
+            return (floor, seqs);
+        }
+        smol::Timer::after(Duration::from_millis(200)).await;
+    }
+}
+
 /// What a lone v2 newcomer gets: its floor, then the draws' (seq, stroke key).
 pub async fn newcomer_v2(addr: SocketAddr, path: &str) -> (String, Vec<(u32, String)>) {
     let (floor, draws) = board_at_v2(addr, path).await;
@@ -523,6 +658,27 @@ pub fn assert_each_once(what: &str, seqs: &[u32], want: &[u32]) {
     let mut want = want.to_vec();
     want.sort_unstable();
     assert_eq!(ranges(&got), ranges(&want), "{what}: not every draw exactly once");
+}
+
+/// Asserts that two pictures match pixel for pixel, within a little (anti-aliasing).
+pub fn assert_same_pixels(one: &Image, other: &Image, what: &str) {
+    assert_eq!((one.width, one.height), (other.width, other.height), "{what}: sizes");
+    let mut differ = Vec::new();
+    for y in 0..one.height {
+        for x in 0..one.width {
+            if !near_color(one.pixel(x, y), other.pixel(x, y)) {
+                differ.push((x, y));
+            }
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "{what}: {} pixels differ, first {:?}: {:?} against {:?}",
+        differ.len(),
+        differ[..differ.len().min(5)].to_vec(),
+        differ.first().map(|&(x, y)| one.pixel(x, y)),
+        differ.first().map(|&(x, y)| other.pixel(x, y))
+    );
 }
 
 /// `GET path` through a proxy (which keeps connections open unless asked not to): it must

@@ -11,6 +11,7 @@
 //! `SMOLCANVAS_REQUIRE_REDIS` is set (`.ci/run` sets it), where it fails.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -204,6 +205,28 @@ impl Redis {
     /// A bulk-string reply as text, `None` for a nil reply.
     pub fn string(&self, args: &[&str]) -> Option<String> {
         self.bytes(args).map(|b| String::from_utf8(b).unwrap_or_else(|e| panic!("{args:?}: not UTF-8: {e}")))
+    }
+
+    /// The entries of an `XRANGE`/`XREVRANGE`-like command: each id with its fields.
+    pub fn entries(&self, args: &[&str]) -> Vec<(String, BTreeMap<String, String>)> {
+        self.command(args)
+            .items()
+            .iter()
+            .map(|entry| {
+                let parts = entry.items();
+                let id = parts.first().and_then(Reply::text).unwrap_or_else(|| panic!("no id in {entry:?}"));
+                let values: Vec<String> =
+                    parts.get(1).map(Reply::items).unwrap_or_default().iter().filter_map(Reply::text).collect();
+                let fields =
+                    values.chunks(2).map(|pair| (pair[0].clone(), pair.get(1).cloned().unwrap_or_default())).collect();
+                (id, fields)
+            })
+            .collect()
+    }
+
+    /// The id of the oldest entry left in stream `key`, if any.
+    pub fn first_entry(&self, key: &str) -> Option<String> {
+        self.entries(&["XRANGE", key, "-", "+", "COUNT", "1"]).into_iter().next().map(|(id, _)| id)
     }
 }
 
