@@ -846,3 +846,31 @@ fn a_server_refuses_an_unreachable_redis_and_peer_sync() {
     let log = server.full_log().join("\n");
     assert!(log.contains("--sync peers"), "the refusal names --sync peers: {log}");
 }
+
+/// A board that unloads compacts (its floor changed): that last compaction is the board's
+/// snapshot in Redis, up to the stream's newest entry.
+#[test]
+fn an_unloading_board_stores_its_last_snapshot() {
+    let flags = ["--board-unload-secs", "0.3", "--undo-strokes", "2", "--flush-interval", "30"];
+    let Some((redis, nodes)) = start_cluster("an_unloading_board_stores_its_last_snapshot", 1, &flags) else {
+        return;
+    };
+    let (head, snap) = ("smolcanvas:board:unload:head", "smolcanvas:board:unload:snap");
+    smol::block_on(async {
+        let mut drawer = Client::join(nodes[0].addr(), &ws_path("unload"), false, "drawer").await;
+        drawer.draw_all(span(1, 10)).await;
+        let mut watcher = Client::join(nodes[0].addr(), &ws_path("unload"), false, "watcher").await;
+        watcher.wait_draws(&span(1, 10)).await;
+        drawer.close().await;
+        watcher.close().await;
+    });
+    // No flush is due for 30 s: only the unload writes the board, and with it the snapshot.
+    let newest = redis.string(&["GET", head]).expect("the stream has a head");
+    let start = Instant::now();
+    while redis.string(&["HGET", snap, "upto"]).as_deref() != Some(newest.as_str()) {
+        assert!(start.elapsed() < STEP, "no snapshot up to {newest} within {STEP:?} of the unload");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = redis.string(&["HGET", snap, "log"]).expect("the snapshot has its log");
+    assert_eq!(log.lines().filter(|line| line.contains("\"op\":\"restore\"")).count(), 2, "the 2 live strokes: {log}");
+}

@@ -344,7 +344,11 @@ impl Hub {
             return None;
         }
         let guard = self.registry.try_unload(&self.name)?;
-        info!("board {}: unloaded ({:?} after its last client left)", self.name, self.config.board_unload);
+        if self.resetting {
+            info!("board {}: unloaded, to be loaded again from Redis", self.name);
+        } else {
+            info!("board {}: unloaded ({:?} after its last client left)", self.name, self.config.board_unload);
+        }
         Some(guard)
     }
 
@@ -794,11 +798,6 @@ impl Hub {
                 };
                 self.notice = problem.is_some().then(|| notice.clone());
                 self.send_to_v2(&notice);
-            }
-            StoreNews::Snapshot(snapshot) => {
-                if let Some(link) = &self.link {
-                    let _ = link.tx.try_send(LinkMsg::Snapshot(snapshot));
-                }
             }
         }
     }

@@ -477,11 +477,13 @@ async fn run_board(
     registry.loaded_token(&name, &view);
     let (store_tx, store_rx) = async_channel::unbounded();
     let (news_tx, news_rx) = async_channel::unbounded();
+    // A shared board's store hands its snapshots to the link itself (the one made at unload too).
+    let snapshots = link.as_ref().map(|link| link.tx.clone());
     let start = Start { name, board: loaded.board, floor_url: loaded.floor_url, exists: loaded.exists, view, link };
     let mut hub = Hub::new(start, registry.clone(), mailbox.inbox, news_rx, store_tx);
     hub.catch_up(entries);
     let flush_interval = registry.config.flush_interval;
-    let store = loaded.store.run(store_rx, news_tx, flush_interval, registry.store_metrics());
+    let store = loaded.store.run(store_rx, news_tx, flush_interval, registry.store_metrics(), snapshots);
     let (guard, ()) = future::zip(hub.run(), store).await;
     drop(guard);
 }

@@ -18,7 +18,7 @@ use log::{debug, error, info};
 use smol::Timer;
 
 use super::{BoardStore, StoreError};
-use crate::canvas::cluster::Snapshot;
+use crate::canvas::cluster::LinkMsg;
 use crate::canvas::model::Op;
 use crate::metrics::{add, write_metric};
 
@@ -63,8 +63,6 @@ pub enum StoreNews {
     /// `Some(problem)` when the board cannot be saved (sent once when saving
     /// starts failing), `None` when it can again.
     Saving(Option<String>),
-    /// A shared board was compacted: its compacted form, for Redis.
-    Snapshot(Snapshot),
 }
 
 /// Counters of every board's store, shown in `/metrics` (totals, no per-board labels).
@@ -179,12 +177,14 @@ impl BoardStore {
     /// [`StoreNews::Floor`] at most every [`FLOOR_NEWS_INTERVAL`]. All
     /// painting, PNG and file work runs on smol's blocking pool. Send `news`
     /// on an unbounded channel (or read it promptly): the task waits for room.
+    /// A shared board's compactions go to its `link` as snapshots.
     pub async fn run(
         mut self,
         msgs: async_channel::Receiver<StoreMsg>,
         news: async_channel::Sender<StoreNews>,
         flush_interval: Duration,
         metrics: &StoreMetrics,
+        link: Option<async_channel::Sender<LinkMsg>>,
     ) {
         let mut saving = Saving {
             name: self.name.clone(),
@@ -247,13 +247,13 @@ impl BoardStore {
                 }
                 Some(Ok(StoreMsg::Flush { done })) => {
                     let result;
-                    (self, result) = self.save_off_executor(true, &news).await;
+                    (self, result) = self.save_off_executor(true, link.as_ref()).await;
                     let saved = saving.outcome(result).await;
                     let _ = done.try_send(saved);
                 }
                 Some(Err(_closed)) => {
                     let result;
-                    (self, result) = self.save_off_executor(true, &news).await;
+                    (self, result) = self.save_off_executor(true, link.as_ref()).await;
                     if !saving.outcome(result).await {
                         error!(
                             "board {}: unloaded without being saved; what was drawn since the last save is lost",
@@ -285,7 +285,7 @@ impl BoardStore {
                     }
                     if saving.due.is_some_and(|at| at <= now) {
                         let result;
-                        (self, result) = self.save_off_executor(false, &news).await;
+                        (self, result) = self.save_off_executor(false, link.as_ref()).await;
                         saving.outcome(result).await;
                     }
                 }
@@ -296,15 +296,18 @@ impl BoardStore {
     async fn save_off_executor(
         mut self,
         flush: bool,
-        news: &async_channel::Sender<StoreNews>,
+        link: Option<&async_channel::Sender<LinkMsg>>,
     ) -> (BoardStore, Result<bool, StoreError>) {
         let (mut store, result) = smol::unblock(move || {
             let result = self.save(flush);
             (self, result)
         })
         .await;
-        if let Some(snapshot) = store.snapshot.take() {
-            let _ = news.send(StoreNews::Snapshot(snapshot)).await;
+        if let Some(snapshot) = store.snapshot.take()
+            && let Some(link) = link
+        {
+            // Straight to the link: the last one, made as the board unloads, must get there too.
+            let _ = link.try_send(LinkMsg::Snapshot(snapshot));
         }
         (store, result)
     }

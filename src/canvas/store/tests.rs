@@ -367,7 +367,7 @@ fn with_task<T>(
     let (tx, rx) = async_channel::unbounded();
     let (news_tx, news) = async_channel::unbounded();
     smol::block_on(async {
-        let task = store.run(rx, news_tx, flush_interval, metrics);
+        let task = store.run(rx, news_tx, flush_interval, metrics, None);
         futures_lite::future::zip(task, driver(tx, news)).await.1
     })
 }

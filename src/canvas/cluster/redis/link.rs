@@ -108,7 +108,7 @@ impl Link {
         let mut conn: Option<MultiplexedConnection> = None;
         let mut backoff = Backoff::new();
         let mut open = true;
-        while open || !held.is_empty() {
+        while open {
             if held.is_empty() && snapshot.is_none() {
                 match msgs.recv().await {
                     Ok(msg) => self.take(msg, &mut held, &mut snapshot),
@@ -122,8 +122,14 @@ impl Link {
                 open = false;
             }
             if !open {
-                // Unloading: a last bounded attempt at what is held, then the link ends.
-                let tried = crate::timeout::timeout(FINAL_APPEND_TIMEOUT, self.append_all(&mut conn, &mut held)).await;
+                // Unloading: a last bounded attempt at what is held and at the last snapshot, then the link ends.
+                let last = async {
+                    self.append_all(&mut conn, &mut held).await;
+                    if let Some(snap) = snapshot.take().filter(|_| held.is_empty()) {
+                        self.store_snapshot(&mut conn, snap).await;
+                    }
+                };
+                let tried = crate::timeout::timeout(FINAL_APPEND_TIMEOUT, last).await;
                 if tried.is_none() || !held.is_empty() {
                     error!(
                         "board {}: unloaded while Redis could not be reached: {} operation(s) drawn here were not shared",
@@ -144,8 +150,10 @@ impl Link {
             }
             backoff.reset();
         }
-        self.cluster.unlinked(&self.board, &self.hub);
-        let _ = self.cluster.publish.0.try_send(Publish::Count(self.board.clone(), 0));
+        // A reloaded board's new link may be counting already: only the current link says 0.
+        if self.cluster.unlinked(&self.board, &self.hub) {
+            let _ = self.cluster.publish.0.try_send(Publish::Count(self.board.clone(), 0));
+        }
         debug!("board {}: link {} ended", self.board, self.id);
     }
 
@@ -231,7 +239,16 @@ impl Link {
 
     /// Stores the board's snapshot and trims its stream, if this server holds (or can take) the lease.
     async fn store_snapshot(&self, conn: &mut Option<MultiplexedConnection>, snap: Snapshot) {
-        let Some(c) = conn.as_mut() else { return };
+        let c = match conn {
+            Some(c) => c,
+            None => match self.cluster.connect().await {
+                Ok(fresh) => conn.insert(fresh),
+                Err(problem) => {
+                    warn!("board {}: snapshot not stored: {problem}", self.board);
+                    return;
+                }
+            },
+        };
         let floor = snap.floor.unwrap_or_default();
         let invocation = redis::Script::new(keys::SNAPSHOT);
         let mut call = invocation.key(&self.keys.lease);

@@ -187,12 +187,14 @@ impl Cluster {
         BoardLink { tx, server: id }
     }
 
-    /// The link of board `name` to `hub` ended.
-    fn unlinked(&self, name: &str, hub: &async_channel::Sender<Event>) {
+    /// The link of board `name` to `hub` ended; `true` if it was the board's current one.
+    fn unlinked(&self, name: &str, hub: &async_channel::Sender<Event>) -> bool {
         let mut hubs = lock(&self.hubs);
-        if hubs.get(name).is_some_and(|current| current.same_channel(hub)) {
+        let current = hubs.get(name).is_some_and(|current| current.same_channel(hub));
+        if current {
             hubs.remove(name);
         }
+        current
     }
 
     /// The view token of board `name`: the same on every server of the cluster.
