@@ -317,7 +317,7 @@ fn round_robin_behind_nginx(name: &str, servers: usize) {
         return;
     };
     let addrs: Vec<_> = nodes.iter().map(|node| node.addr()).collect();
-    let mut nginx = Nginx::start(&nginx_bin, &addrs);
+    let mut nginx = round_robin(&nginx_bin, &addrs);
     let proxy = nginx.addr;
     let path = ws_path("rr");
     let clients_n = 2 * servers as u32;
@@ -353,7 +353,7 @@ fn round_robin_behind_nginx(name: &str, servers: usize) {
     // nginx logs a socket when it closes: two went to each server.
     let start = Instant::now();
     let by = loop {
-        let by = nginx.answered_by("GET /b/rr/ws");
+        let by = answered_by(&nginx, "GET /b/rr/ws");
         if by.values().sum::<usize>() >= clients_n as usize || start.elapsed() > STEP {
             break by;
         }
@@ -361,7 +361,7 @@ fn round_robin_behind_nginx(name: &str, servers: usize) {
     };
     let want: std::collections::BTreeMap<String, usize> = nodes.iter().map(|n| (n.addr().to_string(), 2)).collect();
     assert_eq!(by, want, "nginx's log: which server took each socket");
-    let png = nginx.answered_by("GET /b/rr/board.png");
+    let png = answered_by(&nginx, "GET /b/rr/board.png");
     assert_eq!(png.len(), servers, "the board.png requests went to every server: {png:?}");
     nginx.stop();
 }

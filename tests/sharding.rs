@@ -20,10 +20,8 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::client::IntoClientRequest;
@@ -37,24 +35,8 @@ const CONFIG: &str = include_str!("../deploy/nginx-sharded.conf");
 /// Bound on each step through the proxy.
 const STEP: Duration = Duration::from_secs(10);
 
-/// The environment variable that turns a missing nginx into a failure.
-const REQUIRE: &str = "SMOLCANVAS_REQUIRE_NGINX";
-
 /// Boards besides `main`.
 const BOARDS: u32 = 19;
-
-/// The nginx binary: on `PATH`, or in the sbin folders a plain user's `PATH` lacks.
-fn nginx_binary() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join("nginx"))
-        .find(|candidate| candidate.is_file())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
-}
 
 /// `text` with each `(from, to)` replaced; each `from` must occur exactly once, so a change to
 /// the README's config that this test does not follow fails here rather than testing something else.
@@ -71,18 +53,9 @@ fn templated(text: &str, replacements: &[(&str, String)]) -> String {
     out
 }
 
-/// nginx in the foreground, with its config, pid, logs and temp files in a folder of its own.
-struct Nginx {
-    child: Child,
-    addr: SocketAddr,
-    dir: TempDir,
-}
-
-impl Nginx {
-    fn start(bin: &Path, backends: [SocketAddr; 2]) -> Nginx {
-        let dir = TempDir::new("nginx");
-        let d = dir.path().display().to_string();
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+/// nginx with README's sharded configuration in front of `backends`.
+fn start_sharded(bin: &Path, backends: [SocketAddr; 2]) -> Nginx {
+    Nginx::run(bin, "nginx", |d, addr| {
         let site = templated(
             CONFIG,
             &[
@@ -92,76 +65,25 @@ impl Nginx {
                 ("/var/log/nginx/smolcanvas.log", format!("{d}/access.log")),
             ],
         );
-        std::fs::write(dir.path().join("smolcanvas.conf"), site).expect("write the site config");
-        let main = format!(
-            "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
-             events {{ worker_connections 256; }}\nhttp {{\n    include {d}/smolcanvas.conf;\n}}\n"
-        );
-        std::fs::write(dir.path().join("nginx.conf"), main).expect("write nginx.conf");
-        let child = Command::new(bin)
-            .args(["-p", &format!("{d}/"), "-c", &format!("{d}/nginx.conf"), "-e", &format!("{d}/error.log")])
-            .args(["-g", "daemon off;"])
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot start {}: {err}", bin.display()));
-        let mut nginx = Nginx { child, addr, dir };
-        let start = Instant::now();
-        while TcpStream::connect(addr).is_err() {
-            if let Ok(Some(status)) = nginx.child.try_wait() {
-                panic!("nginx exited ({status}) before listening on {addr}:\n{}", nginx.error_log());
-            }
-            assert!(start.elapsed() < STEP, "nginx is not listening on {addr} after {STEP:?}:\n{}", nginx.error_log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        nginx
-    }
-
-    fn error_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
-    }
-
-    /// The access log: one `(method and path, status, servers tried)` per line.
-    fn access_log(&self) -> Vec<(String, u16, Vec<String>)> {
-        let text = std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
-        text.lines()
-            .map(|line| {
-                // 127.0.0.1 [29/Nov/2025:20:03:01 +0000] "GET /b/x/ws" 101 127.0.0.1:4001, 127.0.0.1:4002
-                let mut quoted = line.splitn(3, '"').skip(1);
-                let (request, rest) = (quoted.next().unwrap_or_default(), quoted.next().unwrap_or_default());
-                let (status, servers) = rest.trim().split_once(' ').unwrap_or((rest.trim(), ""));
-                let servers = servers.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-                (request.to_string(), status.parse().unwrap_or(0), servers)
-            })
-            .collect()
-    }
-
-    /// Fast shutdown (SIGTERM: the master stops its workers), waited for.
-    fn stop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_some() {
-            return;
-        }
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let start = Instant::now();
-        while self.child.try_wait().ok().flatten().is_none() {
-            if start.elapsed() > STEP {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!("nginx did not stop within {STEP:?} of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+        std::fs::write(format!("{d}/smolcanvas.conf"), site).expect("write the site config");
+        format!("    include {d}/smolcanvas.conf;")
+    })
 }
 
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            self.stop();
-        } else if self.child.try_wait().ok().flatten().is_none() {
-            let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-            let _ = self.child.wait();
-        }
-    }
+/// The access log: one `(method and path, status, servers tried)` per line.
+fn access_log(nginx: &Nginx) -> Vec<(String, u16, Vec<String>)> {
+    nginx
+        .read("access.log")
+        .lines()
+        .map(|line| {
+            // 127.0.0.1 [29/Nov/2025:20:03:01 +0000] "GET /b/x/ws" 101 127.0.0.1:4001, 127.0.0.1:4002
+            let mut quoted = line.splitn(3, '"').skip(1);
+            let (request, rest) = (quoted.next().unwrap_or_default(), quoted.next().unwrap_or_default());
+            let (status, servers) = rest.trim().split_once(' ').unwrap_or((rest.trim(), ""));
+            let servers = servers.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+            (request.to_string(), status.parse().unwrap_or(0), servers)
+        })
+        .collect()
 }
 
 /// A board's paths: its page, socket and PNG.
@@ -259,22 +181,11 @@ fn holder(board: &str, dirs: &[&Path; 2]) -> usize {
 
 #[test]
 fn boards_are_sharded_by_name_over_two_servers_behind_nginx() {
-    let Some(bin) = nginx_binary() else {
-        assert!(
-            std::env::var_os(REQUIRE).is_none(),
-            "nginx is not installed and {REQUIRE} is set: install Debian's nginx (.ci/run does)"
-        );
-        // Straight to stderr, past the test harness's capture: a skipped test must say so.
-        let _ = writeln!(
-            std::io::stderr(),
-            "tests/sharding.rs: SKIPPED, nginx is not installed (apt-get install nginx; {REQUIRE}=1 makes this fail)"
-        );
-        return;
-    };
+    let Some(bin) = nginx_or_skip("tests/sharding.rs") else { return };
     let dirs = [TempDir::new("shard-a"), TempDir::new("shard-b")];
     let mut servers = [Process::start(dirs[0].path()), Process::start(dirs[1].path())];
     let backends = [servers[0].addr, servers[1].addr];
-    let mut nginx = Nginx::start(&bin, backends);
+    let mut nginx = start_sharded(&bin, backends);
     let proxy = nginx.addr;
     let boards: Vec<String> =
         std::iter::once("main".to_string()).chain((1..=BOARDS).map(|i| format!("shard-{i:02}"))).collect();
@@ -318,7 +229,7 @@ fn boards_are_sharded_by_name_over_two_servers_behind_nginx() {
     let expected_lines = boards.len() * 8 + 4;
     let start = Instant::now();
     let log = loop {
-        let log = nginx.access_log();
+        let log = access_log(&nginx);
         if log.len() >= expected_lines || start.elapsed() > STEP {
             break log;
         }

@@ -14,6 +14,7 @@ pub mod http;
 pub mod image;
 pub mod messages;
 pub mod metrics;
+pub mod nginx;
 pub mod peer;
 pub mod process;
 pub mod raw;
@@ -41,6 +42,8 @@ pub use image::*;
 pub use messages::*;
 #[allow(unused_imports)]
 pub use metrics::*;
+#[allow(unused_imports)]
+pub use nginx::*;
 #[allow(unused_imports)]
 pub use peer::*;
 #[allow(unused_imports)]

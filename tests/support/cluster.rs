@@ -8,15 +8,14 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
 use serde_json::Value;
 
-use crate::redis::{Redis, free_port, stream_id};
+use crate::redis::{Redis, stream_id};
 use crate::support::*;
 
 /// The bound on each wait for something that crosses servers (a relay, a count, a notice).
@@ -692,54 +691,13 @@ pub async fn png_via(proxy: SocketAddr, path: &str) -> Image {
     image
 }
 
-/// The nginx binary: on `PATH`, or in the sbin folders a plain user's `PATH` lacks.
-pub fn nginx_binary() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join("nginx"))
-        .find(|candidate| candidate.is_file())
-}
-
-/// The environment variable that turns a missing nginx into a failure.
-pub const REQUIRE_NGINX: &str = "SMOLCANVAS_REQUIRE_NGINX";
-
-/// The nginx binary, or `None` after saying on stderr that `test` is skipped; fails instead when
-/// `SMOLCANVAS_REQUIRE_NGINX` is set.
-pub fn nginx_or_skip(test: &str) -> Option<PathBuf> {
-    if let Some(bin) = nginx_binary() {
-        return Some(bin);
-    }
-    assert!(
-        std::env::var_os(REQUIRE_NGINX).is_none(),
-        "nginx is not installed and {REQUIRE_NGINX} is set: install Debian's nginx (.ci/run does)"
-    );
-    let _ = writeln!(
-        std::io::stderr(),
-        "{test}: SKIPPED, nginx is not installed (apt-get install nginx; {REQUIRE_NGINX}=1 makes this fail)"
-    );
-    None
-}
-
-/// nginx in the foreground with a plain round-robin `upstream` (no hash: any server may get
-/// any board) over `backends`, its config, pid, logs and temp files in a folder of its own.
-pub struct Nginx {
-    child: Child,
-    pub addr: SocketAddr,
-    dir: TempDir,
-}
-
-impl Nginx {
-    pub fn start(bin: &Path, backends: &[SocketAddr]) -> Nginx {
-        let dir = TempDir::new("nginx-rr");
-        let d = dir.path().display().to_string();
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let servers: String = backends.iter().map(|b| format!("        server {b};\n")).collect();
-        let config = format!(
-            "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
-             events {{ worker_connections 256; }}\n\
-             http {{\n\
-             \x20   log_format upstream '\"$request\" $status $upstream_addr';\n\
+/// nginx with a plain round-robin `upstream` (no hash: any server may get any board) over
+/// `backends`, logging which server answered each request.
+pub fn round_robin(bin: &Path, backends: &[SocketAddr]) -> Nginx {
+    let servers: String = backends.iter().map(|b| format!("        server {b};\n")).collect();
+    Nginx::run(bin, "nginx-rr", |d, addr| {
+        format!(
+            "    log_format upstream '\"$request\" $status $upstream_addr';\n\
              \x20   access_log {d}/access.log upstream;\n\
              \x20   map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}\n\
              \x20   upstream smolcanvas {{\n{servers}    }}\n\
@@ -753,76 +711,22 @@ impl Nginx {
              \x20           proxy_set_header Host $http_host;\n\
              \x20           proxy_read_timeout 1h;\n\
              \x20       }}\n\
-             \x20   }}\n\
-             }}\n"
-        );
-        std::fs::write(dir.path().join("nginx.conf"), config).expect("write nginx.conf");
-        let child = Command::new(bin)
-            .args(["-p", &format!("{d}/"), "-c", &format!("{d}/nginx.conf"), "-e", &format!("{d}/error.log")])
-            .args(["-g", "daemon off;"])
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot start {}: {err}", bin.display()));
-        let mut nginx = Nginx { child, addr, dir };
-        let start = Instant::now();
-        while TcpStream::connect(addr).is_err() {
-            if let Ok(Some(status)) = nginx.child.try_wait() {
-                panic!("nginx exited ({status}) before listening on {addr}:\n{}", nginx.error_log());
-            }
-            assert!(start.elapsed() < STEP, "nginx is not listening on {addr} after {STEP:?}:\n{}", nginx.error_log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        nginx
-    }
-
-    pub fn error_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
-    }
-
-    /// How many requests for `request` (`GET /path`) each upstream answered, from the access
-    /// log (a socket is logged when it closes).
-    pub fn answered_by(&self, request: &str) -> BTreeMap<String, usize> {
-        let text = std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
-        let mut by = BTreeMap::new();
-        for line in text.lines() {
-            let mut quoted = line.splitn(3, '"').skip(1);
-            let (req, rest) = (quoted.next().unwrap_or_default(), quoted.next().unwrap_or_default());
-            if req.starts_with(request) {
-                let upstream = rest.trim().split_once(' ').map(|(_, u)| u.trim()).unwrap_or_default();
-                *by.entry(upstream.to_string()).or_insert(0) += 1;
-            }
-        }
-        by
-    }
-
-    /// Fast shutdown (SIGTERM), waited for.
-    pub fn stop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_some() {
-            return;
-        }
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let start = Instant::now();
-        while self.child.try_wait().ok().flatten().is_none() {
-            if start.elapsed() > STEP {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!("nginx did not stop within {STEP:?} of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+             \x20   }}"
+        )
+    })
 }
 
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-            let start = Instant::now();
-            while self.child.try_wait().ok().flatten().is_none() && start.elapsed() < STEP {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+/// How many requests for `request` (`GET /path`) each upstream of a [`round_robin`] nginx
+/// answered, from its access log (a socket is logged when it closes).
+pub fn answered_by(nginx: &Nginx, request: &str) -> BTreeMap<String, usize> {
+    let mut by = BTreeMap::new();
+    for line in nginx.read("access.log").lines() {
+        let mut quoted = line.splitn(3, '"').skip(1);
+        let (req, rest) = (quoted.next().unwrap_or_default(), quoted.next().unwrap_or_default());
+        if req.starts_with(request) {
+            let upstream = rest.trim().split_once(' ').map(|(_, u)| u.trim()).unwrap_or_default();
+            *by.entry(upstream.to_string()).or_insert(0) += 1;
         }
     }
+    by
 }

@@ -13,12 +13,12 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::TempDir;
+use crate::support::{TempDir, free_port};
 
 /// The environment variable that turns a missing `redis-server` into a failure.
 pub const REQUIRE_REDIS: &str = "SMOLCANVAS_REQUIRE_REDIS";
@@ -51,11 +51,6 @@ pub fn redis_server_or_skip(test: &str) -> Option<PathBuf> {
         "{test}: SKIPPED, redis-server is not installed (apt-get install redis-server; {REQUIRE_REDIS}=1 makes this fail)"
     );
     None
-}
-
-/// A free TCP port on 127.0.0.1 (free when asked; taken again by whoever binds it first).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
 }
 
 /// A `redis-server` child process with its port, dir and log.
