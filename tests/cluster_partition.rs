@@ -30,7 +30,6 @@ mod redis;
 #[path = "support/cluster.rs"]
 mod cluster;
 
-use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -168,14 +167,8 @@ fn netns_or_skip(test: &str) -> Option<Netns> {
             Err(err) => err,
         }
     };
-    assert!(
-        std::env::var_os(REQUIRE_NETNS).is_none(),
-        "{test}: cannot make network namespaces ({why}) and {REQUIRE_NETNS} is set"
-    );
-    let _ = writeln!(
-        std::io::stderr(),
-        "{test}: SKIPPED, cannot make network namespaces here ({why}; it needs root and iproute2; {REQUIRE_NETNS}=1 makes this fail)"
-    );
+    let missing = format!("cannot make network namespaces here ({why})");
+    skip_or_fail(test, &missing, "it needs root and iproute2", REQUIRE_NETNS);
     None
 }
 

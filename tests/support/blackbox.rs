@@ -18,6 +18,7 @@ pub mod nginx;
 pub mod peer;
 pub mod process;
 pub mod raw;
+pub mod tools;
 pub mod wait;
 pub mod ws;
 
@@ -50,6 +51,8 @@ pub use peer::*;
 pub use process::*;
 #[allow(unused_imports)]
 pub use raw::*;
+#[allow(unused_imports)]
+pub use tools::*;
 #[allow(unused_imports)]
 pub use wait::*;
 #[allow(unused_imports)]

@@ -2,13 +2,13 @@
 //! test is skipped, unless `SMOLCANVAS_REQUIRE_NGINX` is set), run in the foreground with its
 //! config, pid, logs and temp files in a folder of its own, stopped and waited for.
 
-use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::dir::TempDir;
+use super::tools::{find_program, skip_or_fail};
 
 /// The bound on nginx starting to listen, and on it stopping.
 const NGINX_WAIT: Duration = Duration::from_secs(10);
@@ -21,31 +21,14 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
 }
 
-/// The nginx binary: on `PATH`, or in the sbin folders a plain user's `PATH` lacks.
-pub fn nginx_binary() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join("nginx"))
-        .find(|candidate| candidate.is_file())
-}
-
 /// The nginx binary, or `None` after saying on stderr that `test` is skipped; fails instead when
 /// [`REQUIRE_NGINX`] is set.
 pub fn nginx_or_skip(test: &str) -> Option<PathBuf> {
-    if let Some(bin) = nginx_binary() {
-        return Some(bin);
+    let found = find_program("nginx");
+    if found.is_none() {
+        skip_or_fail(test, "nginx is not installed", "apt-get install nginx; .ci/run does", REQUIRE_NGINX);
     }
-    assert!(
-        std::env::var_os(REQUIRE_NGINX).is_none(),
-        "nginx is not installed and {REQUIRE_NGINX} is set: install Debian's nginx (.ci/run does)"
-    );
-    // Straight to stderr, past the test harness's capture: a skipped test must say so.
-    let _ = writeln!(
-        std::io::stderr(),
-        "{test}: SKIPPED, nginx is not installed (apt-get install nginx; {REQUIRE_NGINX}=1 makes this fail)"
-    );
-    None
+    found
 }
 
 /// nginx in the foreground.

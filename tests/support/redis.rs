@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{TempDir, free_port};
+use crate::support::{TempDir, find_program, free_port, skip_or_fail};
 
 /// The environment variable that turns a missing `redis-server` into a failure.
 pub const REQUIRE_REDIS: &str = "SMOLCANVAS_REQUIRE_REDIS";
@@ -26,31 +26,15 @@ pub const REQUIRE_REDIS: &str = "SMOLCANVAS_REQUIRE_REDIS";
 /// Bound on starting Redis, on its answer to PING, on its exit after SIGKILL, on one command.
 pub const REDIS_WAIT: Duration = Duration::from_secs(10);
 
-/// The `redis-server` binary: on `PATH`, or where Debian puts it.
-pub fn find_redis_server() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/bin", "/usr/local/bin", "/usr/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join("redis-server"))
-        .find(|candidate| candidate.is_file())
-}
-
 /// The `redis-server` binary, or `None` after saying on stderr that `test` is skipped; fails
 /// instead when `SMOLCANVAS_REQUIRE_REDIS` is set.
 pub fn redis_server_or_skip(test: &str) -> Option<PathBuf> {
-    if let Some(bin) = find_redis_server() {
-        return Some(bin);
+    let found = find_program("redis-server");
+    if found.is_none() {
+        let hint = "apt-get install redis-server; .ci/run does";
+        skip_or_fail(test, "redis-server is not installed", hint, REQUIRE_REDIS);
     }
-    assert!(
-        std::env::var_os(REQUIRE_REDIS).is_none(),
-        "redis-server is not installed and {REQUIRE_REDIS} is set: install Debian's redis-server (.ci/run does)"
-    );
-    // Straight to stderr, past the test harness's capture: a skipped test must say so.
-    let _ = writeln!(
-        std::io::stderr(),
-        "{test}: SKIPPED, redis-server is not installed (apt-get install redis-server; {REQUIRE_REDIS}=1 makes this fail)"
-    );
-    None
+    found
 }
 
 /// A `redis-server` child process with its port, dir and log.
