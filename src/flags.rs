@@ -471,7 +471,9 @@ impl Config {
     }
 }
 
-/// `--redis`: empty for none; a `redis://` or `rediss://` URL, in a build with the `redis` feature.
+/// `--redis`: empty for none; a `redis://` URL (or `redis+unix://`, `unix://` for a socket
+/// file), in a build with the `redis` feature. TLS (`rediss://`) is not built in: put Redis on a
+/// private network, or reach it through a TLS tunnel.
 fn redis_url(values: &Values) -> Result<Option<String>, FlagError> {
     let url = values.raw("redis");
     if url.is_empty() {
@@ -484,8 +486,9 @@ fn redis_url(values: &Values) -> Result<Option<String>, FlagError> {
             "a build with Redis support (cargo build --release --features redis)",
         ));
     }
-    if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://")) {
-        return Err(values.invalid("redis", url, "a URL like redis://127.0.0.1:6379/"));
+    if !["redis://", "redis+unix://", "unix://"].iter().any(|scheme| url.starts_with(scheme)) {
+        let expected = "a URL like redis://127.0.0.1:6379/ or redis+unix:///run/redis/redis.sock (no TLS: rediss:// is not built in)";
+        return Err(values.invalid("redis", url, expected));
     }
     Ok(Some(url))
 }
@@ -612,5 +615,24 @@ mod tests {
             assert!(help.contains(&env_name(flag.name)));
         }
         assert!(help.contains("[default: 0.0.0.0:8080]"));
+    }
+
+    #[test]
+    fn redis_needs_the_feature_and_a_plain_url() {
+        let refused =
+            |url: &str| matches!(parse(&["--redis", url], &[]), Err(FlagError::Invalid { flag: "redis", .. }));
+        if cfg!(feature = "redis") {
+            assert_eq!(
+                run(&["--redis", "redis://127.0.0.1:6379/"], &[]).canvas.redis.as_deref(),
+                Some("redis://127.0.0.1:6379/")
+            );
+            assert!(refused("rediss://127.0.0.1:6380/"), "TLS to Redis is not built in");
+            assert!(refused("127.0.0.1:6379"));
+        } else {
+            assert!(refused("redis://127.0.0.1:6379/"), "a build without the feature refuses --redis");
+        }
+        assert_eq!(run(&[], &[]).canvas.redis, None);
+        let peers = parse(&["--redis", "redis://127.0.0.1:6379/", "--sync", "peers"], &[]);
+        assert!(matches!(peers, Err(FlagError::Invalid { .. })), "--sync peers with --redis: {peers:?}");
     }
 }
