@@ -703,11 +703,10 @@ impl Hub {
             }
             // The sender has its own draw and clear already.
             let from = if own { origin.client } else { ClientId::MAX };
-            match &op {
-                Op::Draw { key, draw, .. } => {
-                    let (key, draw) = (key.clone(), draw.clone());
+            match op {
+                Op::Draw { key, author, draw } => {
                     self.relay_draw(from, &draw, &key);
-                    self.apply_at(op, Some(id));
+                    self.apply_at(Op::Draw { key, author, draw }, Some(id));
                 }
                 Op::Clear { .. } => {
                     let clear = protocol::clear();

@@ -53,6 +53,12 @@ pub struct Link {
     board: String,
     id: Arc<str>,
     keys: BoardKeys,
+    /// This link's key of the last op number it appended.
+    seq_key: String,
+    /// [`keys::APPEND`], its SHA-1 computed once.
+    append: redis::Script,
+    /// [`keys::SNAPSHOT`], likewise.
+    snapshot: redis::Script,
     hub: async_channel::Sender<Event>,
     health: Mutex<Health>,
 }
@@ -68,11 +74,15 @@ struct Held {
 impl Link {
     /// The link of board `name`, with link id `id`, to `hub`.
     pub fn new(cluster: Arc<Cluster>, name: &str, id: Arc<str>, hub: async_channel::Sender<Event>) -> Arc<Link> {
+        let keys = BoardKeys::of(name);
         Arc::new(Link {
             cluster,
             board: name.to_string(),
+            seq_key: format!("{}{id}", keys.seq),
             id,
-            keys: BoardKeys::of(name),
+            keys,
+            append: redis::Script::new(keys::APPEND),
+            snapshot: redis::Script::new(keys::SNAPSHOT),
             hub,
             health: Mutex::new(Health::default()),
         })
@@ -86,10 +96,14 @@ impl Link {
 
     /// Records whether one side reaches Redis; tells the hub when the board stops or starts being shared.
     fn report(&self, appender: bool, problem: Option<String>) {
+        let mut health = lock(&self.health);
+        let slot = if appender { &mut health.appender } else { &mut health.reader };
+        if slot.is_none() && problem.is_none() {
+            return; // Every append and every read reports: all is well, and was.
+        }
         let part = format!("board {} ({})", self.board, if appender { "appending" } else { "reading" });
         self.cluster.report(&part, problem.clone());
-        let mut health = lock(&self.health);
-        *(if appender { &mut health.appender } else { &mut health.reader }) = problem;
+        *slot = problem;
         let down = health.appender.as_ref().or(health.reader.as_ref()).cloned();
         if down.is_some() != health.told_down {
             health.told_down = down.is_some();
@@ -190,25 +204,23 @@ impl Link {
         if held.is_empty() {
             return Ok(());
         }
-        let script = redis::Script::new(keys::APPEND);
         let c = match conn {
             Some(c) => c,
             None => {
                 let mut fresh = self.cluster.connect().await?;
-                command(script.prepare_invoke().load_async(&mut fresh)).await?;
+                command(self.append.prepare_invoke().load_async(&mut fresh)).await?;
                 conn.insert(fresh)
             }
         };
         let n = held.len().min(self.cluster.append_batch);
-        let seq_key = format!("{}{}", self.keys.seq, self.id);
         let mut pipe = redis::pipe();
         for op in held.iter().take(n) {
             pipe.cmd("EVALSHA")
-                .arg(script.get_hash())
+                .arg(self.append.get_hash())
                 .arg(3)
                 .arg(&self.keys.ops)
                 .arg(&self.keys.head)
-                .arg(&seq_key)
+                .arg(&self.seq_key)
                 .arg(op.seq)
                 .arg(&op.line)
                 .arg(&op.origin)
@@ -218,7 +230,7 @@ impl Link {
         let ids = match result {
             Err(problem) if problem.to_ascii_uppercase().contains("NOSCRIPT") => {
                 // Redis restarted (its script cache is empty): load the script, then the same batch again.
-                command(script.prepare_invoke().load_async(c)).await?;
+                command(self.append.prepare_invoke().load_async(c)).await?;
                 command(pipe.query_async::<Vec<String>>(c)).await?
             }
             other => other?,
@@ -250,8 +262,7 @@ impl Link {
             },
         };
         let floor = snap.floor.unwrap_or_default();
-        let invocation = redis::Script::new(keys::SNAPSHOT);
-        let mut call = invocation.key(&self.keys.lease);
+        let mut call = self.snapshot.key(&self.keys.lease);
         call.key(&self.keys.snap)
             .key(&self.keys.ops)
             .arg(&*self.cluster.server)

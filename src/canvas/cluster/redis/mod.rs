@@ -207,6 +207,11 @@ impl Cluster {
         lock(&self.known).tokens.get(token).cloned()
     }
 
+    /// Whether board `name` is known to exist.
+    fn knows(&self, name: &str) -> bool {
+        lock(&self.known).names.contains(name)
+    }
+
     /// Every board known to exist.
     pub fn boards(&self) -> Vec<String> {
         lock(&self.known).names.iter().cloned().collect()

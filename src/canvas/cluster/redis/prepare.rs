@@ -30,7 +30,7 @@ pub async fn prepare(cluster: &Cluster, data_dir: &Path, name: &str) -> Result<P
         stream.into_iter().filter(|(id, _)| keys::compare(id, &upto) == Some(std::cmp::Ordering::Greater)).collect();
     let mut last = upto;
     let entries = check_entries(name, &mut last, after).map_err(fail)?;
-    let exists = log.is_some() || !entries.is_empty() || cluster.boards().iter().any(|known| known == name);
+    let exists = log.is_some() || !entries.is_empty() || cluster.knows(name);
     let view = cluster.view_token(name);
     let (dir, board) = (data_dir.to_path_buf(), name.to_string());
     smol::unblock(move || {

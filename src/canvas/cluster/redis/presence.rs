@@ -137,12 +137,15 @@ pub async fn listen(cluster: Arc<Cluster>) {
             }
         };
         let mut messages = pubsub.into_on_message();
+        let mut heard_since_connecting = false;
         // This server's own heartbeat comes back every second: silence means Redis is gone.
         loop {
             match timeout(SILENCE, messages.next()).await {
                 Some(Some(message)) => {
-                    cluster.report(part, None);
-                    backoff.reset();
+                    if !std::mem::replace(&mut heard_since_connecting, true) {
+                        cluster.report(part, None);
+                        backoff.reset();
+                    }
                     let text = String::from_utf8_lossy(message.get_payload_bytes()).into_owned();
                     if message.get_channel_name() == keys::CREATED {
                         cluster.learn(&text);
